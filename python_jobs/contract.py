@@ -345,3 +345,39 @@ def validate(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
          "reason": reasons[~good_mask].str.rstrip("; ").to_numpy()}
     )
     return good, rejects
+
+
+def markdown() -> str:
+    """docs/raw_contract.md, generated so the documentation cannot drift from the code."""
+    lines = [
+        "# Raw data contract",
+        "",
+        "Every table in schema `raw`, as `python_jobs/contract.py` defines it. Load real data in",
+        "this shape with `python -m python_jobs.load FILE --table NAME` (CSV with a header row, or",
+        "Parquet; columns by name, extra columns ignored). Rows that break a rule are not loaded:",
+        "they go to `raw.load_rejects` with the reason and the original record. Timestamps are",
+        "UTC (an offset in the input is converted). Every table also gets `_batch_id` and",
+        "`_loaded_at`. Regenerate this page with `python -m python_jobs.contract`.",
+        "",
+    ]
+    for table in TABLES.values():
+        lines += [f"## raw.{table.name}", "", table.description, "",
+                  f"Key: `{', '.join(table.key)}`.", "",
+                  "| column | type | required | rule | meaning |",
+                  "| --- | --- | --- | --- | --- |"]
+        for c in table.columns:
+            rules = []
+            if c.allowed:
+                rules.append(" / ".join(c.allowed))
+            if c.min_value is not None:
+                rules.append(f">= {c.min_value:g}")
+            if c.max_value is not None:
+                rules.append(f"<= {c.max_value:g}")
+            lines.append(f"| {c.name} | {c.type} | {'yes' if c.required else ''} | "
+                         f"{'; '.join(rules)} | {c.description} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

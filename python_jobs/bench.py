@@ -1,0 +1,131 @@
+"""Benchmark the pipeline stage by stage: rows, wall seconds, rows per second, peak memory.
+
+    python -m python_jobs.bench --sessions 1000000 [--seed 42] [--database bench]
+
+Each stage runs as its own process (the commands a user runs), so its peak RSS is that
+process's own. dbt stages do their work inside PostgreSQL: their RSS is dbt's, the server's
+memory is not counted. The incremental stage holds back the last day of events, builds, puts
+the day back and runs dbt again, which is what a daily run does.
+Results are printed and written as JSON (default bench/results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from python_jobs import config, db, logs
+
+log = logging.getLogger(__name__)
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    rows: int
+    seconds: float
+    rows_per_second: float
+    peak_rss_mb: float
+
+
+def run_stage(name: str, command: list[str], env: dict[str, str],
+              count_rows: Callable[[], int]) -> Stage:
+    log.info("stage %s: %s", name, " ".join(command))
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=config.ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {name} failed with exit code {proc.returncode}")
+    rows = count_rows()
+    return Stage(name, rows, round(seconds, 2), round(rows / seconds, 1) if seconds else 0.0,
+                 round(usage.ru_maxrss / 1024, 1))
+
+
+def _count(database: str, query: str) -> Callable[[], int]:
+    def count() -> int:
+        with db.connect(database) as conn:
+            return int(db.read_sql(conn, query).iloc[0, 0])
+    return count
+
+
+HOLDBACK = "raw.bench_holdback_events"
+
+
+def hold_back_last_day(database: str) -> int:
+    with db.connect(database) as conn:
+        db.execute(conn, f"drop table if exists {HOLDBACK}")
+        db.execute(conn, f"""create table {HOLDBACK} as
+            select * from raw.listening_events
+            where started_at >= (select cast(max(started_at) as date) from raw.listening_events
+                                 where started_at < now())""")
+        db.execute(conn, f"delete from raw.listening_events e using {HOLDBACK} h "
+                         "where e.event_id = h.event_id")
+        return int(db.read_sql(conn, f"select count(*) from {HOLDBACK}").iloc[0, 0])
+
+
+def restore_last_day(database: str) -> None:
+    with db.connect(database) as conn:
+        db.execute(conn, f"insert into raw.listening_events select * from {HOLDBACK}")
+        db.execute(conn, f"drop table {HOLDBACK}")
+
+
+def print_table(stages: list[Stage]) -> None:
+    print(f"{'stage':<26}{'rows':>14}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
+    for s in stages:
+        print(f"{s.name:<26}{s.rows:>14,}{s.seconds:>10.1f}{s.rows_per_second:>14,.0f}"
+              f"{s.peak_rss_mb:>10.0f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m python_jobs.bench",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", type=Path, default=config.ROOT / "bench" / "results.json")
+    config.add_common_args(parser)
+    args = parser.parse_args(argv)
+    logs.setup(args.log_level)
+    database = args.database or "bench"
+    env = {**os.environ, "PGDATABASE": database}
+    python = sys.executable
+    plays = _count(database, "select count(*) from raw.listening_events")
+    mart_plays = _count(database, "select count(*) from marts.fct_plays")
+
+    stages = [run_stage("generate+load", [python, "-m", "python_jobs.generate", "--sessions",
+                                          str(args.sessions), "--seed", str(args.seed),
+                                          "--database", database], env, plays)]
+    held = hold_back_last_day(database)
+    log.info("held back %d events of the last day for the incremental stage", held)
+    dbt_run = [DBT, "run", "--quiet"]
+    stages.append(run_stage("dbt run (full refresh)", [*dbt_run, "--full-refresh"], env,
+                            mart_plays))
+    stages.append(run_stage("dbt test", [DBT, "test", "--quiet", "--exclude-resource-type",
+                                         "unit_test"], env, mart_plays))
+    restore_last_day(database)
+    stages.append(run_stage("dbt run (incremental +1 day)", dbt_run, env, lambda: held))
+
+    print(f"benchmark: {args.sessions:,} sessions, seed {args.seed}, database {database}, "
+          f"{os.cpu_count()} cores")
+    print_table(stages)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
+        "sessions": args.sessions, "seed": args.seed, "cores": os.cpu_count(),
+        "stages": [asdict(s) for s in stages]}, indent=2) + "\n")
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
