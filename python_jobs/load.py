@@ -57,7 +57,7 @@ def clear_batch(conn: db.Connection, table: contract.Table, batch_id: str) -> No
                "where table_name = %s and batch_id = %s", (table.name, batch_id))
 
 
-def _reject_frame(chunk: pd.DataFrame, rejects: pd.DataFrame, *, table: str, batch_id: str,
+def reject_frame(chunk: pd.DataFrame, rejects: pd.DataFrame, *, table: str, batch_id: str,
                   source: str, first_row: int, now: datetime) -> pd.DataFrame:
     records = chunk.loc[rejects["row_index"]].astype("string").fillna("")
     return pd.DataFrame({
@@ -84,7 +84,7 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
         good = good.assign(_batch_id=batch_id, _loaded_at=now)
         loaded += db.copy_frame(conn, f"{contract.RAW_SCHEMA}.{table.name}", good)
         if not bad.empty:
-            rejected += db.copy_frame(conn, f"{contract.RAW_SCHEMA}.load_rejects", _reject_frame(
+            rejected += db.copy_frame(conn, f"{contract.RAW_SCHEMA}.load_rejects", reject_frame(
                 chunk, bad, table=table.name, batch_id=batch_id, source=source,
                 first_row=seen, now=now))
         seen += len(chunk)

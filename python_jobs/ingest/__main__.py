@@ -1,0 +1,86 @@
+"""Command line: python -m python_jobs.ingest spotify|events ... (see docs/ingest.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from python_jobs import config, contract, db, load, logs, warehouse
+from python_jobs.ingest import history, mssd, raw, spotify
+
+FORMATS = ("raw", "mssd", "history")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m python_jobs.ingest",
+                                     description="Load real data into the raw schema.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sp = commands.add_parser("spotify", help="fetch playlists/tracks from the Spotify Web API "
+                             "(needs SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET)")
+    sp.add_argument("--playlist", action="append", default=[], metavar="ID",
+                    help="playlist id, URI or URL; repeat for several")
+    sp.add_argument("--tracks-file", type=Path,
+                    help="track ids: one id/URI/URL a line, or CSV/Parquet with track_id")
+    sp.add_argument("--audio-features-file", type=Path,
+                    help="CSV/Parquet of audio features keyed by track_id, used when the "
+                         "API refuses /audio-features (403)")
+    sp.add_argument("--cache-dir", type=Path, default=spotify.DEFAULT_CACHE_DIR,
+                    help="response cache folder (default: .cache/spotify)")
+    sp.add_argument("--refresh", action="store_true", help="ignore cached responses")
+    config.add_common_args(sp)
+
+    ev = commands.add_parser("events", help="load a listening-history file")
+    ev.add_argument("files", nargs="+", type=Path)
+    ev.add_argument("--format", required=True, choices=FORMATS,
+                    help="raw: the raw contract (CSV/Parquet); mssd: Music Streaming "
+                         "Sessions Dataset logs and track features; history: Spotify's "
+                         "extended streaming history JSON")
+    ev.add_argument("--user-id", type=int, help="listener id for a history export")
+    ev.add_argument("--tier", choices=contract.TIERS, default="premium",
+                    help="subscription tier for a history export's user (default premium)")
+    ev.add_argument("--chunk-rows", type=int, default=load.CHUNK_ROWS,
+                    help="rows per chunk when streaming large files")
+    config.add_common_args(ev)
+    return parser
+
+
+def _events(args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.files if not p.exists()]
+    if missing:
+        print(f"no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.format == "history" and args.user_id is None:
+        print("--format history needs --user-id (the export does not name the listener)",
+              file=sys.stderr)
+        return 2
+    warehouse.init(args.database)
+    lines: list[str] = []
+    # One transaction for the whole command: a failure leaves the warehouse as it was.
+    with db.connect(args.database) as conn:
+        if args.format == "mssd":
+            lines = mssd.load_files(conn, args.files, chunk_rows=args.chunk_rows)
+        else:
+            for path in args.files:
+                if args.format == "raw":
+                    found = raw.load_file(conn, path, chunk_rows=args.chunk_rows)
+                else:
+                    found = history.load_file(conn, path, user_id=args.user_id,
+                                              tier=args.tier, chunk_rows=args.chunk_rows)
+                lines += [f"{path.name}: {line}" for line in found]
+    print("\n".join(lines))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level)
+    if args.command == "spotify":
+        return spotify.run(args.playlist, args.tracks_file, args.audio_features_file,
+                           args.database, cache_dir=args.cache_dir, refresh=args.refresh)
+    return _events(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
