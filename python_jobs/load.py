@@ -58,7 +58,7 @@ def clear_batch(conn: db.Connection, table: contract.Table, batch_id: str) -> No
 
 
 def reject_frame(chunk: pd.DataFrame, rejects: pd.DataFrame, *, table: str, batch_id: str,
-                  source: str, first_row: int, now: datetime) -> pd.DataFrame:
+                 source: str, first_row: int, now: datetime) -> pd.DataFrame:
     records = chunk.loc[rejects["row_index"]].astype("string").fillna("")
     return pd.DataFrame({
         "batch_id": batch_id,
