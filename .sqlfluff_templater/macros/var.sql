@@ -1,0 +1,1 @@
+{% macro var(name, default=none) %}{{ return(project.vars.get(name, default)) }}{% endmacro %}

@@ -1,0 +1,155 @@
+{#- Sessions: a play starts a new session when it starts more than session_gap_minutes after
+    the latest end (start + ms_played) of all the user's earlier plays. Measuring from the
+    end, not the start, keeps a long track followed by a short pause in one session; the
+    running maximum of ends keeps overlapping plays (a negative gap) in one session.
+
+    Every window below shares one ordering (user_id, played_at, play_id), so the database
+    sorts the plays once; per-session and per-run numbers are differences of per-user
+    running numbers instead of windows partitioned by session.
+
+    Incremental runs rebuild whole sessions keyed on the day the session started. They read
+    `history_days` more days of plays, enough for any earlier play (at most
+    max_ms_played_hours long) that could still reach into the window within the gap. -#}
+{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{%- set history_minutes = var('max_ms_played_hours') * 60 + var('session_gap_minutes') -%}
+{%- set history_days = (history_minutes / 1440) | round(0, 'ceil') | int -%}
+
+with plays as (
+    select
+        play_id,
+        user_id,
+        track_id,
+        artist_id,
+        played_at,
+        played_date,
+        ended_at,
+        ms_played,
+        context_type,
+        context_id,
+        position_in_context,
+        reason_start,
+        reason_end,
+        is_shuffle,
+        device,
+        is_skipped
+    from {{ ref('int_plays_flagged') }}
+    where
+        is_valid
+        {% if is_incremental() %}
+            and played_date
+            >= {{ dbt.dateadd('day', -history_days, incremental_window_start('session_date')) }}
+        {% endif %}
+),
+
+previous_end_added as (
+    select
+        *,
+        max(ended_at) over (
+            partition by user_id order by played_at, play_id
+            rows between unbounded preceding and 1 preceding
+        ) as previous_ended_at,
+        lag(context_type) over (
+            partition by user_id order by played_at, play_id
+        ) as previous_context_type,
+        lag(context_id) over (
+            partition by user_id order by played_at, play_id
+        ) as previous_context_id,
+        row_number() over (
+            partition by user_id order by played_at, play_id
+        ) as user_play_number
+    from plays
+),
+
+session_starts_flagged as (
+    select
+        *,
+        coalesce(
+            played_at > {{ dbt.dateadd('minute', var('session_gap_minutes'), 'previous_ended_at') }},
+            true
+        ) as is_session_start
+    from previous_end_added
+),
+
+run_starts_flagged as (
+    select
+        *,
+        -- a context run: consecutive plays of one context (type and id) inside a session
+        (
+            is_session_start
+            or coalesce(context_type, '') != coalesce(previous_context_type, '')
+            or coalesce(context_id, '') != coalesce(previous_context_id, '')
+        ) as is_run_start
+    from session_starts_flagged
+),
+
+running_counts_added as (
+    select
+        *,
+        max(case when is_session_start then played_at end) over (
+            partition by user_id order by played_at, play_id rows unbounded preceding
+        ) as session_started_at,
+        max(case when is_session_start then user_play_number end) over (
+            partition by user_id order by played_at, play_id rows unbounded preceding
+        ) as session_first_play_number,
+        max(case when is_run_start then user_play_number end) over (
+            partition by user_id order by played_at, play_id rows unbounded preceding
+        ) as run_first_play_number,
+        sum(case when is_run_start then 1 else 0 end) over (
+            partition by user_id order by played_at, play_id rows unbounded preceding
+        ) as user_run_number
+    from run_starts_flagged
+),
+
+session_run_base_added as (
+    select
+        *,
+        max(case when is_session_start then user_run_number end) over (
+            partition by user_id order by played_at, play_id rows unbounded preceding
+        ) as session_first_run_number
+    from running_counts_added
+),
+
+numbered as (
+    select
+        {{ surrogate_key(['user_id', epoch_milliseconds('session_started_at')]) }} as session_id,
+        play_id,
+        user_id,
+        track_id,
+        artist_id,
+        played_at,
+        played_date,
+        ended_at,
+        ms_played,
+        context_type,
+        context_id,
+        position_in_context,
+        reason_start,
+        reason_end,
+        is_shuffle,
+        device,
+        is_skipped,
+        session_started_at,
+        cast(session_started_at as date) as session_date,
+        is_session_start,
+        user_play_number - session_first_play_number + 1 as session_play_number,
+        user_run_number - session_first_run_number + 1 as context_run_number,
+        user_play_number - run_first_play_number + 1 as run_play_number,
+        case
+            when not is_session_start
+                then cast(
+                    {{ epoch_milliseconds('played_at') }} - {{ epoch_milliseconds('previous_ended_at') }}
+                    as {{ dbt.type_float() }}
+                ) / 1000
+        end as gap_seconds
+    from session_run_base_added
+),
+
+-- plays of sessions that started before the window were only read as history
+sessions_in_window as (
+    select * from numbered
+    {% if is_incremental() %}
+        where session_date >= {{ incremental_window_start('session_date') }}
+    {% endif %}
+)
+
+select * from sessions_in_window

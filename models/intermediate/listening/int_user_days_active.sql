@@ -1,0 +1,28 @@
+{{ config(materialized='incremental', **incremental_by_day('activity_date')) }}
+
+with plays as (
+    select
+        user_id,
+        played_date,
+        ms_played,
+        is_skipped
+    from {{ ref('int_plays_sessionized') }}
+    {% if is_incremental() %}
+        where played_date >= {{ incremental_window_start('activity_date') }}
+    {% endif %}
+),
+
+aggregated as (
+    select
+        user_id,
+        played_date as activity_date,
+        count(*) as play_count,
+        sum(case when is_skipped then 1 else 0 end) as skip_count,
+        cast(sum(ms_played) as {{ dbt.type_bigint() }}) as ms_played
+    from plays
+    group by
+        user_id,
+        played_date
+)
+
+select * from aggregated

@@ -1,0 +1,41 @@
+with users as (
+    select * from {{ ref('stg_streaming__users') }}
+),
+
+user_days as (
+    select
+        user_id,
+        activity_date,
+        play_count
+    from {{ ref('int_user_days_active') }}
+),
+
+activity_summarised as (
+    select
+        user_id,
+        min(activity_date) as first_active_date,
+        max(activity_date) as last_active_date,
+        count(*) as active_day_count,
+        cast(sum(play_count) as {{ dbt.type_bigint() }}) as play_count
+    from user_days
+    group by user_id
+),
+
+joined as (
+    select
+        users.user_id,
+        users.signed_up_at,
+        users.signed_up_date,
+        users.tier,
+        users.country_code,
+        users.birth_year,
+        activity_summarised.first_active_date,
+        activity_summarised.last_active_date,
+        coalesce(activity_summarised.active_day_count, 0) as active_day_count,
+        coalesce(activity_summarised.play_count, 0) as play_count
+    from users
+    left join activity_summarised
+        on users.user_id = activity_summarised.user_id
+)
+
+select * from joined

@@ -1,0 +1,41 @@
+{{ config(materialized='incremental', **incremental_by_day('played_date')) }}
+
+with plays as (
+    select * from {{ ref('int_plays_sessionized') }}
+    {% if is_incremental() %}
+        where played_date >= {{ incremental_window_start('played_date') }}
+    {% endif %}
+),
+
+final as (
+    select
+        play_id,
+        session_id,
+        user_id,
+        track_id,
+        artist_id,
+        played_at,
+        played_date,
+        ended_at,
+        {{ hour_of_day('played_at') }} as hour_of_day,
+        {{ iso_day_of_week('played_at') }} as iso_day_of_week,
+        ms_played,
+        context_type,
+        context_id,
+        position_in_context,
+        reason_start,
+        reason_end,
+        is_shuffle,
+        device,
+        is_skipped,
+        session_started_at,
+        session_date,
+        is_session_start,
+        session_play_number,
+        context_run_number,
+        run_play_number,
+        gap_seconds
+    from plays
+)
+
+select * from final

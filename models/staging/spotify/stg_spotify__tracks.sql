@@ -1,0 +1,19 @@
+with source as (
+    select * from {{ source('spotify', 'tracks') }}
+),
+
+renamed as (
+    select
+        cast(track_id as {{ dbt.type_string() }}) as track_id,
+        track_name,
+        cast(artist_id as {{ dbt.type_string() }}) as artist_id,
+        cast(album_id as {{ dbt.type_string() }}) as album_id,
+        album_name,
+        cast(release_year as {{ dbt.type_int() }}) as release_year,
+        cast(duration_ms as {{ dbt.type_bigint() }}) as duration_ms,
+        cast(popularity as {{ dbt.type_int() }}) as popularity,
+        coalesce(is_explicit, false) as is_explicit
+    from source
+)
+
+select * from renamed
