@@ -1,9 +1,9 @@
 """Connection settings from the environment, the one story for dbt, Python, R and Tableau.
 
 PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE mean what they mean to psql. When PGHOST is
-unset, or names this machine's loopback on the embedded port, the project's own embedded
-PostgreSQL is used (and started on demand); anything else is an external server that the
-project never starts or stops.
+unset (the embedded server then listens on PGPORT, default 54329), or names this machine's
+loopback on port 54329, the project's own embedded PostgreSQL is used and started on demand;
+anything else is an external server that the project never starts or stops.
 """
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ class Settings:
     user: str
     password: str | None
     database: str
-
-    @property
-    def embedded(self) -> bool:
-        return self.host in (EMBEDDED_HOST, "localhost") and self.port == EMBEDDED_PORT
+    embedded: bool
 
     def dsn(self, database: str | None = None) -> dict:
         params = {
@@ -52,9 +49,12 @@ class Settings:
 
 def settings(database: str | None = None) -> Settings:
     env = os.environ
+    host = env.get("PGHOST") or ""
+    port = int(env.get("PGPORT") or EMBEDDED_PORT)
     return Settings(
-        host=env.get("PGHOST") or EMBEDDED_HOST,
-        port=int(env.get("PGPORT") or EMBEDDED_PORT),
+        host=host or EMBEDDED_HOST,
+        port=port,
+        embedded=not host or (host in (EMBEDDED_HOST, "localhost") and port == EMBEDDED_PORT),
         user=env.get("PGUSER") or EMBEDDED_USER,
         password=env.get("PGPASSWORD") or None,
         database=database or env.get("PGDATABASE") or DEFAULT_DATABASE,
