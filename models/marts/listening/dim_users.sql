@@ -2,6 +2,10 @@ with users as (
     select * from {{ ref('stg_streaming__users') }}
 ),
 
+countries as (
+    select * from {{ ref('countries') }}
+),
+
 user_days as (
     select
         user_id,
@@ -28,12 +32,16 @@ joined as (
         users.signed_up_date,
         users.tier,
         users.country_code,
+        coalesce(countries.country_name, users.country_code) as country_name,
+        coalesce(countries.region, 'OTHER') as region,
         users.birth_year,
         activity_summarised.first_active_date,
         activity_summarised.last_active_date,
         coalesce(activity_summarised.active_day_count, 0) as active_day_count,
         coalesce(activity_summarised.play_count, 0) as play_count
     from users
+    left join countries
+        on users.country_code = countries.country_code
     left join activity_summarised
         on users.user_id = activity_summarised.user_id
 )
