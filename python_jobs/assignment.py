@@ -4,10 +4,11 @@
     enrolled when bucket < traffic_share * 10000
     u       = first 8 bytes of sha256(f"{salt}:variant:{user_id}") as an unsigned
               big-endian integer / 2**64, in [0, 1)
-    variant = the first variant (in the given order) whose cumulative normalised weight
-              exceeds u
+    variant = the first variant, in order of variant name, whose cumulative normalised
+              weight exceeds u
 
-The hashes depend only on the salt and the user id, so anyone can recompute an assignment.
+The hashes depend only on the salt and the user id, and the variant order only on the names,
+so anyone can recompute an assignment from the experiment's definition alone.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def assign(salt: str, traffic_share: float, variants: Mapping[str, float] | Sequ
     their given order) for every user; variant_index is -1 where not enrolled.
     """
     items = list(variants.items()) if isinstance(variants, Mapping) else list(variants)
-    weights = np.array([w for _, w in items], dtype=np.float64)
+    order = sorted(range(len(items)), key=lambda i: items[i][0])
+    weights = np.array([items[i][1] for i in order], dtype=np.float64)
     cumulative = np.cumsum(weights / weights.sum())
     cumulative[-1] = 1.0  # guard against rounding leaving u just above the last bound
     ids = np.asarray(user_ids, dtype=np.int64)
@@ -57,7 +59,7 @@ def assign(salt: str, traffic_share: float, variants: Mapping[str, float] | Sequ
     index = np.full(len(ids), -1, dtype=np.int64)
     if enrolled.any():
         draws = variant_draws(salt, ids[enrolled])
-        index[enrolled] = np.searchsorted(cumulative, draws, side="right")
+        index[enrolled] = np.asarray(order)[np.searchsorted(cumulative, draws, side="right")]
     return enrolled, index
 
 
@@ -69,7 +71,7 @@ def assign_one(salt: str, traffic_share: float, variants: Mapping[str, float],
     u = variant_draw(salt, user_id)
     total = sum(variants.values())
     cumulative = 0.0
-    names = list(variants)
+    names = sorted(variants)
     for name in names:
         cumulative += variants[name] / total
         if u < cumulative:

@@ -3,11 +3,17 @@
     python -m python_jobs.ab design --metric proportion --baseline 0.30 --mde 0.02
     python -m python_jobs.ab design --metric mean --sd 12 --mde 0.5 [--baseline 40]
     python -m python_jobs.ab design --metric proportion --baseline 0.30 --n-per-arm 5000
-    python -m python_jobs.ab analyze ...   (needs the experiment metrics mart: not wired yet)
+    python -m python_jobs.ab analyze --experiment exp_skip_reco [--report output/ab]
+    python -m python_jobs.ab analyze --all [--database D] [--alpha 0.05]
+    python -m python_jobs.ab assign --experiment exp_skip_reco [--sessions-table marts.fct_sessions]
 
 `design` prints the users needed per arm for each --mde, or the minimum detectable effect for
 each --n-per-arm (users in control; treatment gets ratio times as many). Two-sided tests;
 proportions by Cohen's h (arcsine) with the normal distribution, means by the noncentral t.
+
+`analyze` reads marts.fct_experiment_user_metrics (dbt build --select
++fct_experiment_user_metrics first), appends one run to ab.experiment_results, ab.srm_checks
+and ab.runs, and writes a markdown report per experiment (python_jobs/ab/analyze.py).
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from python_jobs import config
-from python_jobs.ab import design
+from python_jobs import config, db, logs
+from python_jobs.ab import analyze, assign, design
 
 
 def _designs(args: argparse.Namespace) -> list[design.Design]:
@@ -65,10 +71,41 @@ def _design(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    print("analyze needs the per-user experiment metrics mart, which is not built yet; "
-          "python_jobs.ab.stats.analyze_metric() is the statistics it will call.",
-          file=sys.stderr)
-    return 2
+    logs.setup(args.log_level)
+    if not args.all and not args.experiment:
+        print(f"error: give --experiment NAME or --all (experiments of the metrics mart "
+              f"{analyze.USER_METRICS})", file=sys.stderr)
+        return 2
+    with db.connect(args.database) as conn:
+        experiments = analyze.experiment_ids(conn) if args.all else args.experiment
+        missing = sorted(set(experiments) - set(analyze.experiment_ids(conn)))
+        if missing:
+            print(f"error: no enrolled users in {analyze.USER_METRICS} for "
+                  f"{', '.join(missing)}", file=sys.stderr)
+            return 2
+        run_id, outcomes = analyze.run(conn, experiments, report_path=args.report,
+                                       alpha=args.alpha, srm_threshold=args.srm_threshold)
+    for outcome in outcomes:
+        run = outcome["run"]
+        srm = "SRM MISMATCH" if run["is_srm_mismatch"] else "srm ok"
+        significant = outcome["results"].query("is_significant == True")
+        print(f"{run['experiment_id']}: {run['user_count']} users, {srm}, "
+              f"{len(significant)} significant rows, report {run['report_path']}")
+    print(f"run {run_id}")
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level)
+    with db.connect(args.database) as conn:
+        for experiment_id in args.experiment:
+            try:
+                rows = assign.assign_experiment(conn, experiment_id, args.sessions_table)
+            except ValueError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"{experiment_id}: {rows} assignments written")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +130,28 @@ def main(argv: list[str] | None = None) -> int:
                       help="n_treatment / n_control (default 1)")
     plan.set_defaults(run=_design)
 
-    analyze = sub.add_parser("analyze", help="analyse an experiment (needs the metrics mart)")
-    analyze.add_argument("--experiment-id")
-    config.add_common_args(analyze)
-    analyze.set_defaults(run=_analyze)
+    run = sub.add_parser("analyze", help="analyse experiments from the metrics mart")
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--experiment", "--experiment-id", action="append",
+                       help="experiment id (repeatable)")
+    which.add_argument("--all", action="store_true", help="every experiment in the mart")
+    run.add_argument("--report", help="report folder, or a .md file for one experiment "
+                                      "(default output/ab)")
+    run.add_argument("--alpha", type=float, default=0.05, help="two-sided (default 0.05)")
+    run.add_argument("--srm-threshold", type=float, default=0.001,
+                     help="flag a sample ratio mismatch below this p-value (default 0.001)")
+    config.add_common_args(run)
+    run.set_defaults(run=_analyze)
+
+    recompute = sub.add_parser("assign", help="recompute assignments into "
+                                              "raw.experiment_assignments (idempotent)")
+    recompute.add_argument("--experiment", action="append", required=True,
+                           help="experiment id (repeatable)")
+    recompute.add_argument("--sessions-table", default=assign.DEFAULT_SESSIONS_TABLE,
+                           help="schema.table with user_id and session_started_at "
+                                "(default marts.fct_sessions)")
+    config.add_common_args(recompute)
+    recompute.set_defaults(run=_assign)
 
     args = parser.parse_args(argv)
     return args.run(args)

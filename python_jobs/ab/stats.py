@@ -382,6 +382,7 @@ class MetricRow:
     variance_reduction: float | None
     alpha: float
     is_significant: bool | None  # p_value_adjusted < alpha
+    df: float | None = None  # Welch degrees of freedom; None for z-tests and the control row
 
 
 def _num(x: ArrayLike | None) -> float | None:
@@ -458,7 +459,7 @@ def analyze_metric(metric: str, values: Mapping[str, ArrayLike], *, kind: str = 
             _num(r.relative_ci_high), _num(r.statistic), _num(r.p_value), _num(p_adj),
             correction, _num(r.effect_size), r.effect_size_kind, _num(r.achieved_power),
             _num(r.variance_reduction), alpha,
-            None if _num(p_adj) is None else bool(p_adj < alpha)))
+            None if _num(p_adj) is None else bool(p_adj < alpha), _num(r.df)))
     return rows
 
 

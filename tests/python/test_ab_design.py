@@ -135,7 +135,7 @@ def test_cli_design_prints_required_users(capsys):
     assert "mean" in capsys.readouterr().out
 
 
-def test_cli_analyze_is_not_wired_yet(capsys):
+def test_cli_rejects_incomplete_arguments(capsys):
     assert main(["analyze"]) == 2
-    assert "metrics mart" in capsys.readouterr().err
+    assert "--experiment" in capsys.readouterr().err
     assert main(["design", "--metric", "mean", "--mde", "1"]) == 2
