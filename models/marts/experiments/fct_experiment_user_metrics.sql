@@ -9,7 +9,7 @@
     experiment_retention_days days after assigned_at; null when the window ends before that
     24-hour span does. Its pre-period value mirrors it before assigned_at, null when the data
     do not reach back that far. -#}
-{%- set retention_days = var('experiment_retention_days', 7) -%}
+{%- set retention_days = var('experiment_retention_days') -%}
 
 with assignments as (
     select

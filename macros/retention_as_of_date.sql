@@ -1,0 +1,9 @@
+{#- The last day the retention and churn marts see: var retention_as_of_date (a 'YYYY-MM-DD'
+    string) when set, else the given SQL expression (the last day with a session). -#}
+{% macro retention_as_of_date(default_expression) -%}
+    {%- if var('retention_as_of_date', none) -%}
+        cast('{{ var("retention_as_of_date") }}' as date)
+    {%- else -%}
+        {{ default_expression }}
+    {%- endif -%}
+{%- endmacro %}

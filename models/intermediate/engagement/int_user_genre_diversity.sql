@@ -1,0 +1,142 @@
+{#- One row per user with a play on or before the as-of day: diversity of genres and
+    artists. A track's genre is its artist's primary genre, so artists nest in genres.
+    Exploration: a play is exploratory when it is the user's first play of its artist (or
+    genre), so the number of exploratory plays is the number of distinct artists (genres)
+    whose first play falls in the period. -#}
+with as_of as (
+    select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
+),
+
+user_track_days as (
+    select * from {{ ref('int_user_track_days_aggregated') }}
+),
+
+track_days_in_scope as (
+    select
+        user_track_days.*,
+        as_of.as_of_date,
+        case
+            when user_track_days.session_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
+                then user_track_days.play_count
+            else 0
+        end as play_count_last_28d
+    from user_track_days
+    cross join as_of
+    where user_track_days.session_date <= as_of.as_of_date
+),
+
+artists as (
+    select
+        user_id,
+        artist_id,
+        genre,
+        max(as_of_date) as as_of_date,
+        min(session_date) as first_played_date,
+        sum(play_count) as play_count
+    from track_days_in_scope
+    group by
+        user_id,
+        artist_id,
+        genre
+),
+
+genres as (
+    select
+        user_id,
+        genre,
+        max(as_of_date) as as_of_date,
+        min(first_played_date) as first_played_date,
+        sum(play_count) as play_count
+    from artists
+    group by
+        user_id,
+        genre
+),
+
+user_totals as (
+    select
+        user_id,
+        sum(play_count) as play_count,
+        sum(play_count_last_28d) as play_count_last_28d,
+        count(distinct track_id) as distinct_track_count
+    from track_days_in_scope
+    group by user_id
+),
+
+artists_summarised as (
+    select
+        artists.user_id,
+        count(*) as artist_count,
+        max(artists.play_count) as top_artist_play_count,
+        sum(
+            cast(artists.play_count as {{ dbt.type_float() }}) * artists.play_count
+        ) as artist_play_count_square_sum,
+        sum(
+            case
+                when artists.first_played_date > {{ dbt.dateadd('day', -28, 'artists.as_of_date') }}
+                    then 1
+                else 0
+            end
+        ) as new_artist_count_last_28d
+    from artists
+    group by artists.user_id
+),
+
+genres_summarised as (
+    select
+        genres.user_id,
+        count(*) as genre_count,
+        max(genres.play_count) as top_genre_play_count,
+        sum({{ feature_entropy_term('genres.play_count', 'user_totals.play_count') }}) as genre_entropy,
+        sum(
+            case
+                when genres.first_played_date > {{ dbt.dateadd('day', -28, 'genres.as_of_date') }}
+                    then 1
+                else 0
+            end
+        ) as new_genre_count_last_28d
+    from genres
+    inner join user_totals
+        on genres.user_id = user_totals.user_id
+    group by genres.user_id
+),
+
+features as (
+    select
+        user_totals.user_id,
+        genres_summarised.genre_count,
+        genres_summarised.genre_entropy,
+        case
+            when genres_summarised.genre_count > 1
+                then genres_summarised.genre_entropy / ln(genres_summarised.genre_count)
+            else 0
+        end as genre_entropy_normalised,
+        {{ feature_safe_divide('genres_summarised.top_genre_play_count', 'user_totals.play_count') }}
+            as top_genre_play_share,
+        artists_summarised.artist_count,
+        {{ feature_safe_divide('artists_summarised.top_artist_play_count', 'user_totals.play_count') }}
+            as top_artist_play_share,
+        artists_summarised.artist_play_count_square_sum
+        / (cast(user_totals.play_count as {{ dbt.type_float() }}) * user_totals.play_count)
+            as artist_hhi,
+        user_totals.distinct_track_count,
+        1 - {{ feature_safe_divide('user_totals.distinct_track_count', 'user_totals.play_count') }}
+            as track_repeat_rate,
+        {{ feature_safe_divide('artists_summarised.artist_count', 'user_totals.play_count') }}
+            as artist_exploration_ratio,
+        {{ feature_safe_divide('genres_summarised.genre_count', 'user_totals.play_count') }}
+            as genre_exploration_ratio,
+        {{ feature_safe_divide('artists_summarised.new_artist_count_last_28d',
+                               'user_totals.play_count_last_28d') }}
+            as artist_exploration_ratio_28d,
+        {{ feature_safe_divide('genres_summarised.new_genre_count_last_28d',
+                               'user_totals.play_count_last_28d') }}
+            as genre_exploration_ratio_28d
+    from user_totals
+    inner join artists_summarised
+        on user_totals.user_id = artists_summarised.user_id
+    inner join genres_summarised
+        on user_totals.user_id = genres_summarised.user_id
+)
+
+select * from features

@@ -1,0 +1,38 @@
+{#- One row per user, session day and track: plays and skips of the track in the sessions
+    the user started that day. The history behind per-track, per-artist and per-genre
+    features (the track's artist and genre ride along). -#}
+{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+
+with plays as (
+    select
+        user_id,
+        session_date,
+        track_id,
+        artist_id,
+        genre,
+        skip_flag
+    from {{ ref('int_plays_enriched') }}
+    {% if is_incremental() %}
+        where session_date >= {{ incremental_window_start('session_date') }}
+    {% endif %}
+),
+
+aggregated as (
+    select
+        user_id,
+        session_date,
+        track_id,
+        artist_id,
+        genre,
+        count(*) as play_count,
+        sum(skip_flag) as skip_count
+    from plays
+    group by
+        user_id,
+        session_date,
+        track_id,
+        artist_id,
+        genre
+)
+
+select * from aggregated
