@@ -2,5 +2,5 @@
     var funnel_stage_tracks, ascending. One place for the default: the run model, the funnel
     and the drop-off mart all read it here. -#}
 {% macro funnel_stage_tracks() %}
-    {{- return(var('funnel_stage_tracks', [2, 3, 5, 10]) | map('int') | sort | list) -}}
+    {{- return(var('funnel_stage_tracks') | map('int') | sort | list) -}}
 {% endmacro %}

@@ -1,0 +1,164 @@
+{#- One row per playlist listen (run): how far the listener got. A run reached track k of
+    the funnel when it played at least k tracks or finished the playlist (so stages never
+    grow, even for playlists shorter than k); furthest_stage_name is its last stage.
+    Finished: the run played as many tracks as the playlist holds, or an unshuffled run
+    played the playlist's last position. A run that ends on the last play of a session with
+    at least var funnel_session_play_cap plays (the player's cap) is cut, not abandoned: the
+    drop-off mart treats it as censored. Incremental by session_date like its input; tier
+    and playlist type are those current when the session day was (re)built. -#}
+{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{%- set stage_tracks = funnel_stage_tracks() -%}
+{%- set play_cap = var('funnel_session_play_cap') -%}
+
+with playlist_plays as (
+    select * from {{ ref('int_playlist_plays_runs') }}
+    {% if is_incremental() %}
+        where session_date >= {{ incremental_window_start('session_date') }}
+    {% endif %}
+),
+
+sessions as (
+    select
+        session_id,
+        track_count
+    from {{ ref('fct_sessions') }}
+    {% if is_incremental() %}
+        where session_date >= {{ incremental_window_start('session_date') }}
+    {% endif %}
+),
+
+playlists as (
+    select
+        playlist_id,
+        playlist_type,
+        track_count
+    from {{ ref('dim_playlists') }}
+),
+
+users as (
+    select
+        user_id,
+        tier
+    from {{ ref('dim_users') }}
+),
+
+runs_aggregated as (
+    select
+        session_id,
+        session_playlist_run_number,
+        max(user_id) as user_id,
+        max(playlist_id) as playlist_id,
+        min(played_at) as run_started_at,
+        max(session_date) as session_date,
+        min(session_play_number) as first_session_play_number,
+        max(session_play_number) as last_session_play_number,
+        count(*) as run_track_count,
+        sum(case when is_skipped then 1 else 0 end) as skip_count,
+        max(case when is_shuffle then 1 else 0 end) as shuffle_flag,
+        max(case when run_track_ordinal = 1 then position_in_context end)
+            as first_position_in_context,
+        max(case when run_track_ordinal = 1 then reason_start end) as start_reason
+    from playlist_plays
+    group by
+        session_id,
+        session_playlist_run_number
+),
+
+last_positions as (
+    select
+        session_id,
+        session_playlist_run_number,
+        max(position_in_context) as last_position_in_context
+    from (
+        select
+            playlist_plays.session_id,
+            playlist_plays.session_playlist_run_number,
+            playlist_plays.position_in_context
+        from playlist_plays
+        inner join runs_aggregated
+            on
+                playlist_plays.session_id = runs_aggregated.session_id
+                and playlist_plays.session_playlist_run_number
+                = runs_aggregated.session_playlist_run_number
+                and playlist_plays.run_track_ordinal = runs_aggregated.run_track_count
+    ) as last_plays
+    group by
+        session_id,
+        session_playlist_run_number
+),
+
+joined as (
+    select
+        runs_aggregated.*,
+        last_positions.last_position_in_context,
+        runs_aggregated.shuffle_flag = 1 as is_shuffle,
+        coalesce(playlists.playlist_type, 'unknown') as playlist_type,
+        playlists.track_count as playlist_track_count,
+        coalesce(users.tier, 'unknown') as tier,
+        sessions.track_count as session_track_count
+    from runs_aggregated
+    left join last_positions
+        on
+            runs_aggregated.session_id = last_positions.session_id
+            and runs_aggregated.session_playlist_run_number
+            = last_positions.session_playlist_run_number
+    left join playlists
+        on runs_aggregated.playlist_id = playlists.playlist_id
+    left join users
+        on runs_aggregated.user_id = users.user_id
+    left join sessions
+        on runs_aggregated.session_id = sessions.session_id
+),
+
+outcomes_flagged as (
+    select
+        *,
+        coalesce(
+            run_track_count >= playlist_track_count
+            or (shuffle_flag = 0 and last_position_in_context = playlist_track_count),
+            false
+        ) as is_finished,
+        {% if play_cap is not none -%}
+            coalesce(
+                last_session_play_number = session_track_count
+                and session_track_count >= {{ play_cap | int }},
+                false
+            )
+        {%- else -%}
+            false
+        {%- endif %} as is_cut_at_session_cap
+    from joined
+),
+
+final as (
+    select
+        {{ surrogate_key(['session_id', 'session_playlist_run_number']) }} as playlist_run_id,
+        session_id,
+        user_id,
+        playlist_id,
+        playlist_type,
+        tier,
+        run_started_at,
+        session_date,
+        cast(session_playlist_run_number as {{ dbt.type_int() }}) as session_playlist_run_number,
+        cast(first_session_play_number as {{ dbt.type_int() }}) as first_session_play_number,
+        cast(run_track_count as {{ dbt.type_int() }}) as run_track_count,
+        cast(playlist_track_count as {{ dbt.type_int() }}) as playlist_track_count,
+        cast(first_position_in_context as {{ dbt.type_int() }}) as first_position_in_context,
+        cast(last_position_in_context as {{ dbt.type_int() }}) as last_position_in_context,
+        start_reason,
+        is_shuffle,
+        cast(skip_count as {{ dbt.type_int() }}) as skip_count,
+        case
+            when is_finished then 'finished'
+            {%- for k in stage_tracks | reverse %}
+                when run_track_count >= {{ k }} then 'reached_track_{{ k }}'
+            {%- endfor %}
+            else 'started'
+        end as furthest_stage_name,
+        is_finished,
+        is_cut_at_session_cap
+    from outcomes_flagged
+)
+
+select * from final

@@ -1,0 +1,280 @@
+{#- Signup-cohort retention in long format. Two cohort grains (signup week, signup month),
+    each with its own period unit (weeks of 7 days, months of var retention_month_days days)
+    and with N-day retention for the days in var retention_day_numbers. Periods are elapsed
+    time since each user's own signup_at (int_retention_user_days).
+
+    Censoring: a cohort's period n is emitted only when the observation window covers it
+    for every member, i.e. earliest signup + n periods >= observation start and latest
+    signup + (n + 1) periods <= observation end. Censored periods have no row at all. -#}
+{%- set month_days = var('retention_month_days') | int -%}
+{%- set day_numbers = var('retention_day_numbers') | map('int') | list -%}
+
+with users as (
+    select
+        user_id,
+        signed_up_at,
+        tier,
+        country_code
+    from {{ ref('dim_users') }}
+),
+
+user_days as (
+    select
+        user_id,
+        days_since_signup
+    from {{ ref('int_retention_user_days') }}
+),
+
+observation_window as (
+    select * from {{ ref('int_retention_observation_window') }}
+),
+
+period_units as (
+    select
+        'week' as cohort_grain,
+        'week' as period_unit,
+        7 as period_length_days
+    union all
+    select
+        'month' as cohort_grain,
+        'month' as period_unit,
+        {{ month_days }} as period_length_days
+    union all
+    select
+        'week' as cohort_grain,
+        'day' as period_unit,
+        1 as period_length_days
+    union all
+    select
+        'month' as cohort_grain,
+        'day' as period_unit,
+        1 as period_length_days
+),
+
+users_observed as (
+    select
+        users.user_id,
+        users.signed_up_at,
+        {{ epoch_milliseconds('users.signed_up_at') }} as signed_up_ms,
+        users.tier,
+        coalesce(users.country_code, 'unknown') as country_code
+    from users
+    cross join observation_window
+    where users.signed_up_at < cast(observation_window.observation_end_date as {{ dbt.type_timestamp() }})
+),
+
+user_last_days as (
+    select
+        user_id,
+        max(days_since_signup) as last_active_day
+    from user_days
+    group by user_id
+),
+
+members as (
+    select
+        users_observed.user_id,
+        users_observed.signed_up_ms,
+        users_observed.tier,
+        users_observed.country_code,
+        period_units.cohort_grain,
+        period_units.period_unit,
+        period_units.period_length_days,
+        cast(case period_units.cohort_grain
+            when 'week' then {{ dbt.date_trunc('week', 'users_observed.signed_up_at') }}
+            else {{ dbt.date_trunc('month', 'users_observed.signed_up_at') }}
+        end as date) as cohort_start_date,
+        user_last_days.last_active_day
+    from users_observed
+    cross join period_units
+    left join user_last_days
+        on users_observed.user_id = user_last_days.user_id
+),
+
+cohort_bounds as (
+    select
+        cohort_grain,
+        period_unit,
+        period_length_days,
+        cohort_start_date,
+        min(signed_up_ms) as first_signed_up_ms,
+        max(signed_up_ms) as last_signed_up_ms
+    from members
+    group by
+        cohort_grain,
+        period_unit,
+        period_length_days,
+        cohort_start_date
+),
+
+-- candidate period numbers 0 .. days from the earliest signup to the as-of day
+period_numbers as (
+    select
+        cast({{ dbt.datediff(
+            '(select cast(min(signed_up_at) as date) from users_observed)', 'spine_date', 'day'
+        ) }} as {{ dbt.type_int() }}) as period_number
+    from (
+        {{ date_spine(
+            '(select cast(min(signed_up_at) as date) from users_observed)',
+            '(select as_of_date from observation_window)'
+        ) }}
+    ) as spine
+),
+
+observed_periods as (
+    select
+        cohort_bounds.cohort_grain,
+        cohort_bounds.period_unit,
+        cohort_bounds.period_length_days,
+        cohort_bounds.cohort_start_date,
+        period_numbers.period_number
+    from cohort_bounds
+    cross join period_numbers
+    cross join observation_window
+    where
+        cohort_bounds.first_signed_up_ms
+        + cast(period_numbers.period_number as {{ dbt.type_bigint() }})
+        * cohort_bounds.period_length_days * 86400000
+        >= observation_window.observation_start_ms
+        and cohort_bounds.last_signed_up_ms
+        + cast(period_numbers.period_number + 1 as {{ dbt.type_bigint() }})
+        * cohort_bounds.period_length_days * 86400000
+        <= observation_window.observation_end_ms
+        and (
+            cohort_bounds.period_unit != 'day'
+            or period_numbers.period_number in ({{ day_numbers | join(', ') }})
+        )
+),
+
+period_lengths as (
+    select distinct
+        period_unit,
+        period_length_days
+    from period_units
+),
+
+user_periods_active as (
+    select distinct
+        user_days.user_id,
+        period_lengths.period_unit,
+        cast(floor(
+            cast(user_days.days_since_signup as {{ dbt.type_float() }})
+            / period_lengths.period_length_days
+        ) as {{ dbt.type_int() }}) as period_number
+    from user_days
+    cross join period_lengths
+),
+
+member_periods as (
+    select
+        members.user_id,
+        members.tier,
+        members.country_code,
+        observed_periods.cohort_grain,
+        observed_periods.cohort_start_date,
+        observed_periods.period_unit,
+        observed_periods.period_length_days,
+        observed_periods.period_number,
+        user_periods_active.user_id is not null as is_active,
+        coalesce(
+            floor(cast(members.last_active_day as {{ dbt.type_float() }}) / members.period_length_days)
+            >= observed_periods.period_number,
+            false
+        ) as is_active_on_or_after
+    from members
+    inner join observed_periods
+        on
+            members.cohort_grain = observed_periods.cohort_grain
+            and members.period_unit = observed_periods.period_unit
+            and members.cohort_start_date = observed_periods.cohort_start_date
+    left join user_periods_active
+        on
+            members.user_id = user_periods_active.user_id
+            and observed_periods.period_unit = user_periods_active.period_unit
+            and observed_periods.period_number = user_periods_active.period_number
+),
+
+segmented as (
+    select
+        'all' as segment_type,
+        'all' as segment_value,
+        cohort_grain,
+        cohort_start_date,
+        period_unit,
+        period_length_days,
+        period_number,
+        is_active,
+        is_active_on_or_after
+    from member_periods
+    union all
+    select
+        'tier' as segment_type,
+        tier as segment_value,
+        cohort_grain,
+        cohort_start_date,
+        period_unit,
+        period_length_days,
+        period_number,
+        is_active,
+        is_active_on_or_after
+    from member_periods
+    union all
+    select
+        'country' as segment_type,
+        country_code as segment_value,
+        cohort_grain,
+        cohort_start_date,
+        period_unit,
+        period_length_days,
+        period_number,
+        is_active,
+        is_active_on_or_after
+    from member_periods
+),
+
+aggregated as (
+    select
+        cohort_grain,
+        cohort_start_date,
+        segment_type,
+        segment_value,
+        period_unit,
+        period_length_days,
+        period_number,
+        count(*) as cohort_user_count,
+        sum(case when is_active then 1 else 0 end) as active_user_count,
+        sum(case when is_active_on_or_after then 1 else 0 end) as active_on_or_after_user_count
+    from segmented
+    group by
+        cohort_grain,
+        cohort_start_date,
+        segment_type,
+        segment_value,
+        period_unit,
+        period_length_days,
+        period_number
+),
+
+final as (
+    select
+        aggregated.cohort_grain,
+        aggregated.cohort_start_date,
+        aggregated.segment_type,
+        aggregated.segment_value,
+        aggregated.period_unit,
+        aggregated.period_number,
+        cast(aggregated.period_length_days as {{ dbt.type_int() }}) as period_length_days,
+        cast(aggregated.cohort_user_count as {{ dbt.type_bigint() }}) as cohort_user_count,
+        cast(aggregated.active_user_count as {{ dbt.type_bigint() }}) as active_user_count,
+        cast(aggregated.active_user_count as {{ dbt.type_float() }})
+        / aggregated.cohort_user_count as retention_rate,
+        cast(aggregated.active_on_or_after_user_count as {{ dbt.type_bigint() }})
+            as active_on_or_after_user_count,
+        cast(aggregated.active_on_or_after_user_count as {{ dbt.type_float() }})
+        / aggregated.cohort_user_count as unbounded_retention_rate,
+        observation_window.as_of_date
+    from aggregated
+    cross join observation_window
+)
+
+select * from final
