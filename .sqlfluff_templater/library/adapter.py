@@ -10,3 +10,9 @@ def dispatch(macro_name: str, macro_namespace: str | None = None) -> Callable[..
         return f"select spine_date from {call}" if macro_name == "date_spine" else call
 
     return render
+
+
+def get_relation(database: object = None, schema: str | None = None,
+                 identifier: str | None = None) -> str:
+    """Lint the branch that reads an existing relation."""
+    return f"{schema}.{identifier}"

@@ -1,0 +1,199 @@
+"""Reading the training marts: time split, deterministic hash sample, streamed typed chunks.
+
+Every feature is read with the same cast the SQL scoring model applies (numeric and boolean
+columns as double precision, booleans as 0/1; categoricals as text with null = __missing__),
+so Python and SQL see identical inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import union_categoricals
+
+from python_jobs import db
+
+log = logging.getLogger(__name__)
+
+MISSING = "__missing__"
+HASH_BUCKETS = 2**32
+NUMERIC_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Training days [train_start, train_end] and held-out days [test_start, test_end]."""
+
+    train_start: date
+    train_end: date
+    test_start: date
+    test_end: date
+
+
+@dataclass(frozen=True)
+class Source:
+    """A training mart: its table, grain key(s), date column and label column."""
+
+    table: str
+    keys: tuple[str, ...]
+    date_column: str
+    label: str
+
+
+def column_types(conn: db.Connection, table: str) -> dict[str, str]:
+    schema, name = table.split(".")
+    frame = db.read_sql(
+        conn, "select column_name, data_type from information_schema.columns "
+              "where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, name))
+    if frame.empty:
+        raise LookupError(f"{table} does not exist: run dbt build first (README)")
+    return dict(zip(frame["column_name"], frame["data_type"], strict=True))
+
+
+def numeric_expression(column: str, data_type: str) -> str:
+    if data_type == "boolean":
+        return f"cast(cast({column} as integer) as double precision)"
+    if data_type not in NUMERIC_TYPES:
+        raise TypeError(f"{column} ({data_type}) cannot be a numeric feature")
+    return f"cast({column} as double precision)"
+
+
+def categorical_expression(column: str) -> str:
+    return f"coalesce(cast({column} as text), '{MISSING}')"
+
+
+def select_list(source: Source, types: dict[str, str], numeric: tuple[str, ...],
+                categorical: tuple[str, ...]) -> str:
+    missing = [c for c in (*numeric, *categorical) if c not in types]
+    if missing:
+        raise LookupError(f"{source.table} has no column(s) {missing}")
+    label_type = types[source.label]
+    parts = [*source.keys, source.date_column,
+             f"{numeric_expression(source.label, label_type)} as {source.label}"]
+    parts += [f"{numeric_expression(c, types[c])} as {c}" for c in numeric]
+    parts += [f"{categorical_expression(c)} as {c}" for c in categorical]
+    return ", ".join(parts)
+
+
+def split_window(conn: db.Connection, source: Source, test_days: int,
+                 split_date: str | None) -> Window:
+    """The last `test_days` days present in the mart are held out (or from split_date on)."""
+    bounds = db.read_sql(conn, f"select min({source.date_column}) as first_day, "
+                               f"max({source.date_column}) as last_day from {source.table}")
+    first, last = bounds.iloc[0]["first_day"], bounds.iloc[0]["last_day"]
+    if first is None:
+        raise LookupError(f"{source.table} is empty")
+    test_start = (date.fromisoformat(split_date) if split_date
+                  else last - timedelta(days=test_days - 1))
+    if not first < test_start <= last:
+        raise ValueError(f"{source.table}: split day {test_start} leaves no training or no "
+                         f"test days in [{first}, {last}]")
+    return Window(first, test_start - timedelta(days=1), test_start, last)
+
+
+def hash_predicate(key: str, fraction: float) -> str:
+    """A deterministic Bernoulli sample: the first 32 bits of md5(key) below fraction * 2^32.
+    The same keys are drawn on every run of the same data, whatever the row order."""
+    threshold = int(np.ceil(fraction * HASH_BUCKETS))
+    return f"('x' || substr(md5({key}), 1, 8))::bit(32)::bigint < {threshold}"
+
+
+def count_rows(conn: db.Connection, source: Source, first: date, last: date) -> int:
+    frame = db.read_sql(conn, f"select count(*) as n from {source.table} where "
+                              f"{source.date_column} between %s and %s", (first, last))
+    return int(frame.iloc[0]["n"])
+
+
+def query(source: Source, columns: str, sample_fraction: float | None = None) -> str:
+    where = f"{source.date_column} between %s and %s"
+    if sample_fraction is not None and sample_fraction < 1:
+        where += f" and {hash_predicate(source.keys[0], sample_fraction)}"
+    return f"select {columns} from {source.table} where {where} order by {source.keys[0]}"
+
+
+def typed_chunk(chunk: pd.DataFrame, source: Source, numeric: tuple[str, ...],
+                categorical: tuple[str, ...], keep_keys: bool = True) -> pd.DataFrame:
+    """float64 numerics (null = NaN), category-typed categoricals, datetime64 day: compact.
+    Without keys no per-row Python object outlives its chunk, so the memory of the chunk's
+    row objects is given back instead of being pinned by a few surviving strings."""
+    out = pd.DataFrame(index=chunk.index)
+    if keep_keys:
+        for key in source.keys:
+            out[key] = chunk[key]
+    out[source.date_column] = pd.to_datetime(chunk[source.date_column])
+    out[source.label] = chunk[source.label].astype("float64")
+    for c in numeric:
+        out[c] = pd.to_numeric(chunk[c], errors="raise").astype("float64")
+    for c in categorical:
+        out[c] = chunk[c].astype(str).astype("category")
+    return out
+
+
+def stream_frames(conn: db.Connection, sql: str, params: tuple, source: Source,
+                  numeric: tuple[str, ...], categorical: tuple[str, ...],
+                  chunk_rows: int, keep_keys: bool = True) -> Iterator[pd.DataFrame]:
+    for chunk in db.stream_sql(conn, sql, params, chunk_rows=chunk_rows):
+        yield typed_chunk(chunk, source, numeric, categorical, keep_keys)
+
+
+def concat_frames(frames: list[pd.DataFrame], categorical: tuple[str, ...]) -> pd.DataFrame:
+    """Concatenate chunks, keeping categoricals categorical (their categories differ)."""
+    if not frames:
+        raise LookupError("no rows read")
+    cats = {c: union_categoricals([f[c] for f in frames]) for c in categorical}
+    out = pd.concat([f.drop(columns=list(categorical)) for f in frames], ignore_index=True)
+    for c in categorical:
+        out[c] = pd.Categorical(cats[c])
+    return out
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc malloc_trim; a no-op elsewhere). After the
+    chunks of Python row objects are gone their pages stay with the process otherwise, and
+    the model fit would come on top of them (about 600 MB at 1M sampled plays)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def read_training(conn: db.Connection, source: Source, window: Window,
+                  numeric: tuple[str, ...], categorical: tuple[str, ...],
+                  sample_rows: int | None, chunk_rows: int) -> tuple[pd.DataFrame, dict]:
+    """The training days (hash-sampled to about sample_rows), streamed chunk by chunk; the
+    frame holds the date, label and features (no keys: training does not need them)."""
+    types = column_types(conn, source.table)
+    population = count_rows(conn, source, window.train_start, window.train_end)
+    fraction = None
+    if sample_rows is not None and population > sample_rows:
+        fraction = sample_rows / population
+    sql = query(source, select_list(source, types, numeric, categorical), fraction)
+    frames = list(stream_frames(conn, sql, (window.train_start, window.train_end), source,
+                                numeric, categorical, chunk_rows, keep_keys=False))
+    frame = concat_frames(frames, categorical)
+    del frames
+    release_freed_memory()
+    info = {"train_population_rows": population, "train_rows": len(frame),
+            "is_sampled": fraction is not None,
+            "sample_method": (f"md5({source.keys[0]}) hash sample, fraction "
+                              f"{fraction:.6f} (target {sample_rows} rows)")
+            if fraction is not None else "none: every training row"}
+    log.info("%s: %d of %d training rows read (%s)", source.table, len(frame), population,
+             info["sample_method"])
+    return frame, info
+
+
+def stream_test(conn: db.Connection, source: Source, window: Window,
+                numeric: tuple[str, ...], categorical: tuple[str, ...],
+                chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Every held-out row, chunk by chunk (never sampled, never held whole)."""
+    types = column_types(conn, source.table)
+    sql = query(source, select_list(source, types, numeric, categorical))
+    yield from stream_frames(conn, sql, (window.test_start, window.test_end), source,
+                             numeric, categorical, chunk_rows)

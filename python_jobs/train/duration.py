@@ -1,0 +1,175 @@
+"""Session-length model: feature selection + linear regression on marts.fct_session_training.
+
+Pipeline: ColumnTransformer (mean-imputed, standardized numerics; one-hot categoricals) ->
+SelectKBest(f_regression, k) -> LinearRegression. Target duration_seconds (or, with
+log_target, log(1 + seconds) mapped back with Duan's smearing factor); every metric is in
+seconds. k = "auto" picks k on the last validation_days of the training days only.
+
+Naive baseline: the user's mean session length before this session
+(user_prior_mean_duration_seconds, point in time), else the training mean.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_selection import SelectKBest, f_regression
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline
+
+from python_jobs.train import data, features
+from python_jobs.train.settings import DurationSettings, TrainSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE = data.Source(table="marts.fct_session_training", keys=("session_id",),
+                     date_column="session_date", label="duration_seconds")
+BASELINE = "user_prior_mean_duration_seconds"
+
+PredictionSink = Callable[[pd.DataFrame], None]
+
+
+def pipeline(s: DurationSettings, k: int | str) -> Pipeline:
+    return Pipeline([
+        ("features", features.preprocessor(s.numeric_features, s.categorical_features)),
+        ("select", SelectKBest(f_regression, k=k)),
+        ("model", LinearRegression()),
+    ])
+
+
+def numeric_read(s: DurationSettings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*s.numeric_features, BASELINE)))
+
+
+def feature_frame(frame: pd.DataFrame, s: DurationSettings) -> pd.DataFrame:
+    return frame[[*s.numeric_features, *s.categorical_features]]
+
+
+def encoded_width(frame: pd.DataFrame, s: DurationSettings) -> int:
+    return len(s.numeric_features) + sum(frame[c].nunique() for c in s.categorical_features)
+
+
+def clamp_k(k: int | str, width: int) -> int | str:
+    return "all" if k == "all" or int(k) >= width else int(k)
+
+
+def fit(frame: pd.DataFrame, s: DurationSettings, k: int | str) -> tuple[Pipeline, float]:
+    """The fitted pipeline and the smearing factor (1.0 without log target)."""
+    model = pipeline(s, clamp_k(k, encoded_width(frame, s)))
+    y = frame[SOURCE.label].to_numpy(dtype=float)
+    if not s.log_target:
+        model.fit(feature_frame(frame, s), y)
+        return model, 1.0
+    model.fit(feature_frame(frame, s), np.log1p(y))
+    residuals = np.log1p(y) - model.predict(feature_frame(frame, s))
+    return model, float(np.mean(np.exp(residuals)))
+
+
+def predict_seconds(model: Pipeline, frame: pd.DataFrame, s: DurationSettings,
+                    smearing: float) -> np.ndarray:
+    raw = model.predict(feature_frame(frame, s))
+    if not s.log_target:
+        return raw
+    return np.exp(raw) * smearing - 1.0
+
+
+def baseline_seconds(frame: pd.DataFrame, training_mean: float) -> np.ndarray:
+    prior = frame[BASELINE].to_numpy(dtype=float)
+    return np.where(np.isnan(prior), training_mean, prior)
+
+
+def regression_metrics(y: np.ndarray, predicted: np.ndarray, prefix: str = "") -> dict:
+    return {f"{prefix}r2": float(r2_score(y, predicted)),
+            f"{prefix}mae_seconds": float(mean_absolute_error(y, predicted)),
+            f"{prefix}rmse_seconds": float(np.sqrt(mean_squared_error(y, predicted)))}
+
+
+def choose_k(train: pd.DataFrame, s: DurationSettings, window: data.Window) -> tuple[
+        int | str, list[dict]]:
+    """k from the grid with the lowest validation RMSE; validation = the last
+    validation_days of the training days (a time split inside the training data)."""
+    if s.k_features != "auto":
+        return s.k_features, []
+    dates = pd.to_datetime(train[SOURCE.date_column])
+    cut = pd.Timestamp(window.train_end) - pd.Timedelta(days=s.validation_days - 1)
+    early, late = train[dates < cut], train[dates >= cut]
+    if early.empty or late.empty:
+        raise ValueError("validation_days leaves no rows to fit or to validate on")
+    width = encoded_width(early, s)
+    rows, best = [], None
+    for k in dict.fromkeys(clamp_k(k, width) for k in s.k_grid):
+        model, smearing = fit(early, s, k)
+        predicted = predict_seconds(model, late, s, smearing)
+        rmse = float(np.sqrt(mean_squared_error(late[SOURCE.label], predicted)))
+        rows.append({"split": "validation", "metric": f"rmse_seconds_k_{k}", "value": rmse})
+        if best is None or rmse < best[1]:
+            best = (k, rmse)
+    log.info("duration model: k=%s chosen on %d validation sessions (RMSE %.1f s)",
+             best[0], len(late), best[1])
+    return best[0], rows
+
+
+def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
+    s = settings.duration
+    window = data.split_window(conn, SOURCE, settings.test_days, settings.split_date)
+    train, info = data.read_training(conn, SOURCE, window, numeric_read(s),
+                                     s.categorical_features, s.sample_rows,
+                                     settings.chunk_rows)
+    k, metrics = choose_k(train, s, window)
+    started = time.perf_counter()
+    model, smearing = fit(train, s, k)
+    fit_seconds = time.perf_counter() - started
+    y_train = train[SOURCE.label].to_numpy(dtype=float)
+    training_mean = float(y_train.mean())
+    selector = model.named_steps["select"]
+    mask = selector.get_support()
+    coefficients = np.zeros(len(mask))
+    coefficients[mask] = model.named_steps["model"].coef_
+    term_rows = features.terms(model.named_steps["features"], coefficients,
+                               float(model.named_steps["model"].intercept_), train, mask)
+    for split, frame, y in (("train", train, y_train),):
+        metrics += [{"split": split, "metric": m, "value": v} for m, v in {
+            "rows": float(len(y)), "mean_target_seconds": float(y.mean()),
+            **regression_metrics(y, predict_seconds(model, frame, s, smearing)),
+            **regression_metrics(y, baseline_seconds(frame, training_mean), "baseline_"),
+        }.items()]
+    del train
+
+    ys, predictions, baselines = [], [], []
+    for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),
+                                  s.categorical_features, settings.chunk_rows):
+        y = chunk[SOURCE.label].to_numpy(dtype=float)
+        p = predict_seconds(model, chunk, s, smearing)
+        b = baseline_seconds(chunk, training_mean)
+        ys.append(y)
+        predictions.append(p)
+        baselines.append(b)
+        sink(pd.DataFrame({"session_id": chunk["session_id"],
+                           "event_date": chunk[SOURCE.date_column], "label": y,
+                           "prediction": p, "baseline_prediction": b}))
+    if not ys:
+        raise LookupError(f"{SOURCE.table}: no held-out rows")
+    y_test, p_test, b_test = (np.concatenate(v) for v in (ys, predictions, baselines))
+    metrics += [{"split": "test", "metric": m, "value": v} for m, v in {
+        "rows": float(len(y_test)), "mean_target_seconds": float(y_test.mean()),
+        **regression_metrics(y_test, p_test),
+        **regression_metrics(y_test, b_test, "baseline_"),
+    }.items()]
+    info.update({"test_rows": len(y_test), "fit_seconds": fit_seconds,
+                 "feature_count": len(s.numeric_features) + len(s.categorical_features),
+                 "selected_feature_count": int(mask.sum()),
+                 "estimator": f"ColumnTransformer(impute+StandardScaler, OneHotEncoder) -> "
+                              f"SelectKBest(f_regression, k={k}) -> LinearRegression",
+                 "target": ("log(1 + duration_seconds), back to seconds with smearing "
+                            f"factor {smearing:.6f}") if s.log_target
+                           else "duration_seconds",
+                 "k_selected": str(k)})
+    log.info("duration model: k=%s, %d of %d encoded columns, %d held-out sessions", k,
+             int(mask.sum()), len(mask), len(y_test))
+    return {"window": window, "info": info, "metrics": pd.DataFrame(metrics),
+            "terms": term_rows, "calibration": None, "model": model}

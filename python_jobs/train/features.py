@@ -1,0 +1,100 @@
+"""The shared preprocessing of both models and its export as SQL-scorable terms.
+
+    numerics      SimpleImputer(mean) -> StandardScaler      term = coef * (coalesce(x, fill)
+                                                                     - center) / scale
+    categoricals  OneHotEncoder(handle_unknown="ignore")     term = coef when x = category
+                                                                     (null = __missing__),
+                                                                     0 for unseen categories
+    intercept                                                term = coef
+
+The linear predictor is the sum of the terms; P(skip) = 1 / (1 + exp(-z)). One row per term
+goes to ml.model_coefficients, which holds everything SQL needs to reproduce predict_proba.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+TERM_COLUMNS = ("term_index", "term", "term_kind", "feature", "category", "coefficient",
+                "raw_coefficient", "importance", "is_selected", "fill_value", "center",
+                "scale")
+
+
+def preprocessor(numeric: tuple[str, ...], categorical: tuple[str, ...]) -> ColumnTransformer:
+    numeric_steps = Pipeline([
+        ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+        ("scale", StandardScaler()),
+    ])
+    return ColumnTransformer(
+        [("num", numeric_steps, list(numeric)),
+         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=True),
+          list(categorical))],
+        remainder="drop", sparse_threshold=1.0, verbose_feature_names_out=True)
+
+
+def terms(columns: ColumnTransformer, coefficients: np.ndarray, intercept: float,
+          frame: pd.DataFrame, selected: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per encoded column (and the intercept). `coefficients` has one value per
+    encoded column (0 where `selected` is False). importance = |coef| on the standardized
+    scale: for numerics the coefficient itself (inputs are standardized), for one-hot columns
+    |coef| times the training standard deviation of the 0/1 column."""
+    numeric = list(columns.transformers_[0][2])
+    categorical = list(columns.transformers_[1][2])
+    imputer = columns.named_transformers_["num"].named_steps["impute"]
+    scaler = columns.named_transformers_["num"].named_steps["scale"]
+    encoder = columns.named_transformers_["cat"]
+    if selected is None:
+        selected = np.ones(len(coefficients), dtype=bool)
+    rows: list[dict] = [{"term": "intercept", "term_kind": "intercept", "feature": None,
+                         "category": None, "coefficient": float(intercept),
+                         "raw_coefficient": float(intercept), "importance": None,
+                         "is_selected": True, "fill_value": None, "center": None,
+                         "scale": None}]
+    i = 0
+    for j, feature in enumerate(numeric):
+        coef = float(coefficients[i])
+        rows.append({"term": f"num__{feature}", "term_kind": "numeric", "feature": feature,
+                     "category": None, "coefficient": coef,
+                     "raw_coefficient": coef / float(scaler.scale_[j]),
+                     "importance": abs(coef), "is_selected": bool(selected[i]),
+                     "fill_value": float(imputer.statistics_[j]),
+                     "center": float(scaler.mean_[j]), "scale": float(scaler.scale_[j])})
+        i += 1
+    for feature, categories in zip(categorical, encoder.categories_, strict=True):
+        values = frame[feature].astype(str).to_numpy()
+        for category in categories:
+            coef = float(coefficients[i])
+            share = float(np.mean(values == str(category)))
+            rows.append({"term": f"cat__{feature}_{category}", "term_kind": "categorical",
+                         "feature": feature, "category": str(category), "coefficient": coef,
+                         "raw_coefficient": coef,
+                         "importance": abs(coef) * float(np.sqrt(share * (1 - share))),
+                         "is_selected": bool(selected[i]), "fill_value": None,
+                         "center": None, "scale": None})
+            i += 1
+    if i != len(coefficients):
+        raise ValueError(f"{len(coefficients)} coefficients for {i} encoded columns")
+    out = pd.DataFrame(rows)
+    out.insert(0, "term_index", np.arange(len(out)))
+    return out.reindex(columns=list(TERM_COLUMNS))
+
+
+def linear_predictor(term_rows: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """z from the exported terms alone, as SQL computes it (a check of the export)."""
+    z = np.zeros(len(frame))
+    for row in term_rows.itertuples(index=False):
+        if row.term_kind == "intercept":
+            z += row.coefficient
+        elif row.term_kind == "numeric":
+            x = frame[row.feature].to_numpy(dtype=float)
+            x = np.where(np.isnan(x), row.fill_value, x)
+            z += row.coefficient * ((x - row.center) / row.scale)
+        else:
+            z += np.where(frame[row.feature].astype(str).to_numpy() == row.category,
+                          row.coefficient, 0.0)
+    return z

@@ -1,0 +1,140 @@
+"""Training settings: python_jobs/train/defaults.yml, an optional --config file on top, then flags.
+
+A --config file needs only the keys it changes (nested sections merge key by key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yml")
+
+
+@dataclass(frozen=True)
+class SkipSettings:
+    sample_rows: int | None
+    penalty: str
+    C: float
+    class_weight: str | None
+    max_iter: int
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DurationSettings:
+    sample_rows: int | None
+    k_features: int | str
+    k_grid: tuple[int | str, ...]
+    validation_days: int
+    log_target: bool
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    test_days: int
+    split_date: str | None
+    chunk_rows: int
+    skip: SkipSettings
+    duration: DurationSettings
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _k(value: Any) -> int | str:
+    if isinstance(value, str) and value in ("all", "auto"):
+        return value
+    k = int(value)
+    if k < 1:
+        raise ValueError(f"k_features must be >= 1, 'all' or 'auto', not {value!r}")
+    return k
+
+
+def _rows(value: Any) -> int | None:
+    if value in (None, 0, "null", "none"):
+        return None
+    return int(value)
+
+
+def from_dict(raw: dict[str, Any]) -> TrainSettings:
+    skip, duration = raw["skip"], raw["duration"]
+    if skip["penalty"] not in ("l2", "none"):
+        raise ValueError(f"skip.penalty must be l2 or none, not {skip['penalty']!r}")
+    if int(raw["test_days"]) < 1:
+        raise ValueError("test_days must be >= 1")
+    return TrainSettings(
+        test_days=int(raw["test_days"]),
+        split_date=None if raw.get("split_date") is None else str(raw["split_date"]),
+        chunk_rows=int(raw["chunk_rows"]),
+        skip=SkipSettings(
+            sample_rows=_rows(skip.get("sample_rows")), penalty=str(skip["penalty"]),
+            C=float(skip["C"]), class_weight=skip.get("class_weight"),
+            max_iter=int(skip["max_iter"]),
+            numeric_features=tuple(skip["numeric_features"]),
+            categorical_features=tuple(skip["categorical_features"])),
+        duration=DurationSettings(
+            sample_rows=_rows(duration.get("sample_rows")),
+            k_features=_k(duration["k_features"]),
+            k_grid=tuple(_k(k) for k in duration["k_grid"]),
+            validation_days=int(duration["validation_days"]),
+            log_target=bool(duration["log_target"]),
+            numeric_features=tuple(duration["numeric_features"]),
+            categorical_features=tuple(duration["categorical_features"])),
+    )
+
+
+def load(config_file: str | Path | None = None,
+         overrides: dict[str, Any] | None = None) -> TrainSettings:
+    """Defaults, then the config file, then overrides (nested dicts, like the file)."""
+    raw = yaml.safe_load(DEFAULTS_FILE.read_text())
+    if config_file:
+        raw = _merge(raw, yaml.safe_load(Path(config_file).read_text()) or {})
+    if overrides:
+        raw = _merge(raw, overrides)
+    return from_dict(raw)
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file over python_jobs/train/defaults.yml")
+    parser.add_argument("--C", type=float, dest="C", help="skip model: inverse L2 strength")
+    parser.add_argument("--k-features", help="duration model: k of SelectKBest, all or auto")
+    parser.add_argument("--test-days", type=int, help="last N days of each mart are held out")
+    parser.add_argument("--split-date", help="first held-out day YYYY-MM-DD (beats --test-days)")
+    parser.add_argument("--sample-rows", type=int,
+                        help="cap on training rows (hash sample); 0 = no sampling; "
+                             "applies to the model(s) being trained")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"skip": {}, "duration": {}}
+    if args.test_days is not None:
+        out["test_days"] = args.test_days
+    if args.split_date is not None:
+        out["split_date"] = args.split_date
+    if args.C is not None:
+        out["skip"]["C"] = args.C
+    if args.k_features is not None:
+        out["duration"]["k_features"] = args.k_features
+    if args.sample_rows is not None:
+        out["skip"]["sample_rows"] = args.sample_rows
+        out["duration"]["sample_rows"] = args.sample_rows
+    return out

@@ -1,0 +1,132 @@
+"""Skip model: L2-regularized logistic regression on marts.fct_skip_training_plays.
+
+Pipeline: ColumnTransformer (mean-imputed, standardized numerics; one-hot categoricals) ->
+LogisticRegression(lbfgs). Trained on the days before the split (hash-sampled to at most
+sample_rows plays), evaluated on every play of the held-out days, scored chunk by chunk:
+ROC AUC, log loss, Brier score, base rate, and a decile calibration table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from python_jobs.train import data, features
+from python_jobs.train.settings import SkipSettings, TrainSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE = data.Source(table="marts.fct_skip_training_plays", keys=("play_id", "session_id"),
+                     date_column="played_date", label="is_skipped")
+CALIBRATION_BINS = 10
+
+PredictionSink = Callable[[pd.DataFrame], None]
+
+
+def pipeline(s: SkipSettings) -> Pipeline:
+    return Pipeline([
+        ("features", features.preprocessor(s.numeric_features, s.categorical_features)),
+        ("model", LogisticRegression(
+            C=np.inf if s.penalty == "none" else s.C, l1_ratio=0.0, solver="lbfgs",
+            class_weight=s.class_weight, max_iter=s.max_iter)),
+    ])
+
+
+def feature_frame(frame: pd.DataFrame, s: SkipSettings) -> pd.DataFrame:
+    return frame[[*s.numeric_features, *s.categorical_features]]
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    labels = labels.astype(int)
+    both = len(np.unique(labels)) == 2
+    return {
+        "rows": float(len(labels)),
+        "base_rate": float(labels.mean()),
+        "mean_predicted": float(probabilities.mean()),
+        "roc_auc": float(roc_auc_score(labels, probabilities)) if both else float("nan"),
+        "log_loss": float(log_loss(labels, probabilities, labels=[0, 1])),
+        "brier": float(brier_score_loss(labels, probabilities)),
+        # log loss of always predicting the base rate: the bar the model must clear
+        "log_loss_base_rate": float(log_loss(
+            labels, np.full(len(labels), labels.mean()), labels=[0, 1])),
+    }
+
+
+def calibration_table(labels: np.ndarray, probabilities: np.ndarray,
+                      bins: int = CALIBRATION_BINS) -> pd.DataFrame:
+    """Deciles of the predicted probability (equal counts, ties split by order)."""
+    order = np.argsort(probabilities, kind="stable")
+    rows = []
+    for k, idx in enumerate(np.array_split(order, bins), start=1):
+        if len(idx) == 0:
+            continue
+        p, y = probabilities[idx], labels[idx]
+        rows.append({"bin": k, "row_count": len(idx), "mean_predicted": float(p.mean()),
+                     "observed_rate": float(y.mean()), "min_predicted": float(p.min()),
+                     "max_predicted": float(p.max())})
+    return pd.DataFrame(rows)
+
+
+def metric_rows(values: dict[str, float], split: str) -> list[dict]:
+    return [{"split": split, "metric": k, "value": v} for k, v in values.items()]
+
+
+def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
+    """Train, evaluate on the held-out days (predictions go to `sink` chunk by chunk) and
+    return the run's rows: info, metrics, coefficients (terms), calibration."""
+    s = settings.skip
+    window = data.split_window(conn, SOURCE, settings.test_days, settings.split_date)
+    train, info = data.read_training(conn, SOURCE, window, s.numeric_features,
+                                     s.categorical_features, s.sample_rows,
+                                     settings.chunk_rows)
+    model = pipeline(s)
+    started = time.perf_counter()
+    labels_train = train[SOURCE.label].to_numpy().astype(int)
+    model.fit(feature_frame(train, s), labels_train)
+    fit_seconds = time.perf_counter() - started
+    lr = model.named_steps["model"]
+    term_rows = features.terms(model.named_steps["features"], lr.coef_[0],
+                               float(lr.intercept_[0]), train)
+    train_probabilities = model.predict_proba(feature_frame(train, s))[:, 1]
+    metrics = metric_rows(classification_metrics(labels_train, train_probabilities), "train")
+    calibration = [calibration_table(labels_train, train_probabilities).assign(split="train")]
+    del train, train_probabilities
+
+    labels, probabilities, test_rows = [], [], 0
+    for chunk in data.stream_test(conn, SOURCE, window, s.numeric_features,
+                                  s.categorical_features, settings.chunk_rows):
+        p = model.predict_proba(feature_frame(chunk, s))[:, 1]
+        y = chunk[SOURCE.label].to_numpy()
+        labels.append(y.astype(np.int8))
+        probabilities.append(p)
+        test_rows += len(chunk)
+        sink(pd.DataFrame({"play_id": chunk["play_id"], "session_id": chunk["session_id"],
+                           "event_date": chunk[SOURCE.date_column], "label": y,
+                           "prediction": p}))
+    if not test_rows:
+        raise LookupError(f"{SOURCE.table}: no held-out rows")
+    y_test, p_test = np.concatenate(labels), np.concatenate(probabilities)
+    metrics += metric_rows(classification_metrics(y_test, p_test), "test")
+    calibration.append(calibration_table(y_test, p_test).assign(split="test"))
+    info.update({"test_rows": test_rows, "fit_seconds": fit_seconds,
+                 "feature_count": len(s.numeric_features) + len(s.categorical_features),
+                 "selected_feature_count": int(term_rows["is_selected"].sum()) - 1,
+                 "estimator": f"ColumnTransformer(impute+StandardScaler, OneHotEncoder) -> "
+                              f"LogisticRegression(penalty={s.penalty}, C={s.C}, "
+                              f"class_weight={s.class_weight}, lbfgs)",
+                 "target": "is_skipped (ms_played < 30 s), P(skip)",
+                 "iterations": int(lr.n_iter_[0])})
+    if lr.n_iter_[0] >= s.max_iter:
+        log.warning("skip model: lbfgs stopped at max_iter=%d before converging", s.max_iter)
+    log.info("skip model: fit %.1f s on %d rows, %d held-out rows", fit_seconds,
+             info["train_rows"], test_rows)
+    return {"window": window, "info": info, "metrics": pd.DataFrame(metrics),
+            "terms": term_rows, "calibration": pd.concat(calibration, ignore_index=True),
+            "model": model}

@@ -1,0 +1,140 @@
+"""Schema `ml`: append-only run tables, latest-run views, grants to the reporting role.
+
+    ml.model_runs          one row per run (per model): config JSON, data window, row counts,
+                           sampling, code version, fit time, peak memory
+    ml.model_metrics       run_id, model, split (train/validation/test), metric, value
+    ml.model_coefficients  one row per term, enough to score in SQL (python_jobs/train/features)
+    ml.model_predictions   every held-out row: play_id (skip) / session_id, label, prediction
+    ml.calibration         deciles of P(skip): mean predicted vs observed rate
+    ml.latest_<table>      the same rows restricted to the latest run of each model
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from python_jobs import config, db
+
+SCHEMA = "ml"
+
+RUN_COLUMNS: dict[str, str] = {
+    "run_id": "text", "model": "text", "trained_at": "timestamp", "config": "jsonb",
+    "code_version": "text", "estimator": "text", "target": "text",
+    "source_table": "text", "train_start_date": "date", "train_end_date": "date",
+    "test_start_date": "date", "test_end_date": "date",
+    "train_population_rows": "bigint", "train_rows": "bigint", "test_rows": "bigint",
+    "is_sampled": "boolean", "sample_method": "text", "feature_count": "bigint",
+    "selected_feature_count": "bigint", "fit_seconds": "double precision",
+    "peak_rss_mb": "double precision",
+}
+METRIC_COLUMNS: dict[str, str] = {
+    "run_id": "text", "model": "text", "split": "text", "metric": "text",
+    "value": "double precision",
+}
+COEFFICIENT_COLUMNS: dict[str, str] = {
+    "run_id": "text", "model": "text", "term_index": "bigint", "term": "text",
+    "term_kind": "text", "feature": "text", "category": "text",
+    "coefficient": "double precision", "raw_coefficient": "double precision",
+    "importance": "double precision", "is_selected": "boolean",
+    "fill_value": "double precision", "center": "double precision",
+    "scale": "double precision",
+}
+PREDICTION_COLUMNS: dict[str, str] = {
+    "run_id": "text", "model": "text", "play_id": "text", "session_id": "text",
+    "event_date": "date", "label": "double precision", "prediction": "double precision",
+    "baseline_prediction": "double precision",
+}
+CALIBRATION_COLUMNS: dict[str, str] = {
+    "run_id": "text", "model": "text", "split": "text", "bin": "bigint",
+    "row_count": "bigint", "mean_predicted": "double precision",
+    "observed_rate": "double precision", "min_predicted": "double precision",
+    "max_predicted": "double precision",
+}
+TABLES: dict[str, dict[str, str]] = {
+    "model_runs": RUN_COLUMNS, "model_metrics": METRIC_COLUMNS,
+    "model_coefficients": COEFFICIENT_COLUMNS, "model_predictions": PREDICTION_COLUMNS,
+    "calibration": CALIBRATION_COLUMNS,
+}
+INDEXES = (
+    "create index if not exists model_metrics_run_id on ml.model_metrics (run_id)",
+    "create index if not exists model_coefficients_run_id on ml.model_coefficients (run_id)",
+    "create index if not exists model_predictions_run_id on ml.model_predictions (run_id)",
+    "create index if not exists calibration_run_id on ml.calibration (run_id)",
+)
+
+
+def _ddl(table: str, columns: dict[str, str]) -> str:
+    cols = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    return f"create table if not exists {SCHEMA}.{table} ({cols})"
+
+
+def ensure_schema(conn: db.Connection) -> None:
+    """The ml tables (empty on a fresh database) and latest-run views, idempotent; readable
+    by the reporting role when it exists."""
+    db.execute(conn, f"create schema if not exists {SCHEMA}")
+    for table, columns in TABLES.items():
+        db.execute(conn, _ddl(table, columns))
+    for statement in INDEXES:
+        db.execute(conn, statement)
+    latest = (f"select run_id from (select run_id, row_number() over (partition by model "
+              f"order by trained_at desc, run_id desc) as run_rank from {SCHEMA}.model_runs) "
+              "as ranked where run_rank = 1")
+    db.execute(conn, f"create or replace view {SCHEMA}.latest_model_runs as select * from "
+                     f"{SCHEMA}.model_runs where run_id in ({latest})")
+    for table in TABLES:
+        if table == "model_runs":
+            continue
+        db.execute(conn, f"create or replace view {SCHEMA}.latest_{table} as select * from "
+                         f"{SCHEMA}.{table} where run_id in ({latest})")
+    role = config.REPORTING_ROLE
+    if not db.read_sql(conn, "select 1 from pg_roles where rolname = %s", (role,)).empty:
+        db.execute(conn, f"grant usage on schema {SCHEMA} to {role}")
+        db.execute(conn, f"grant select on all tables in schema {SCHEMA} to {role}")
+
+
+def typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """The frame with exactly the table's columns, in order (missing ones NULL)."""
+    out = frame.reindex(columns=list(columns))
+    return out.astype(object).where(out.notna(), None)
+
+
+def append(conn: db.Connection, table: str, frame: pd.DataFrame, stamp: dict) -> int:
+    return db.copy_frame(conn, f"{SCHEMA}.{table}",
+                         typed(frame.assign(**stamp), TABLES[table]))
+
+
+def new_run(model: str) -> dict:
+    trained_at = datetime.now(UTC).replace(tzinfo=None)
+    return {"run_id": f"{trained_at:%Y%m%dT%H%M%S}-{model}-{uuid.uuid4().hex[:8]}",
+            "model": model, "trained_at": trained_at}
+
+
+def code_version() -> str | None:
+    """The git commit of the code (with -dirty when the work tree has changes), if any."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.ROOT, text=True,
+                                capture_output=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "python_jobs/train"],
+                               cwd=config.ROOT, text=True, capture_output=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def run_row(stamp: dict, outcome: dict, settings_json: dict, source_table: str,
+            peak_rss_mb: float) -> pd.DataFrame:
+    window = outcome["window"]
+    info = outcome["info"]
+    row = {**stamp, "config": json.dumps(settings_json, sort_keys=True),
+           "code_version": code_version(), "source_table": source_table,
+           "train_start_date": window.train_start, "train_end_date": window.train_end,
+           "test_start_date": window.test_start, "test_end_date": window.test_end,
+           "peak_rss_mb": peak_rss_mb,
+           **{k: v for k, v in info.items() if k in RUN_COLUMNS}}
+    return pd.DataFrame([row])
