@@ -7,13 +7,13 @@ SEED ?= 42
 BENCH_SESSIONS ?= 1000000
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo test lint pytest dbt-build bench up down status clean
+.PHONY: setup demo test lint pytest bench report spark-setup spark-build up down status clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.lock scripts/psql
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,spark]'
 	sed "s|@PSQL@|$$($(BIN)/python -c 'from python_jobs.warehouse import _bin; print(_bin("psql"))')|" \
 		scripts/psql > $(BIN)/psql && chmod +x $(BIN)/psql
 	touch $@
@@ -22,13 +22,18 @@ demo: setup
 	$(BIN)/python -m python_jobs.warehouse up
 	$(BIN)/python -m python_jobs.generate --sessions $(SESSIONS) --seed $(SEED)
 	$(BIN)/dbt build --exclude-resource-type unit_test
+	$(BIN)/python -m python_jobs.ab analyze --all
+	$(BIN)/python -m python_jobs.train
+	$(BIN)/dbt build --select path:models/staging/ml path:models/marts/ml
+	$(BIN)/python -m python_jobs.report
 	$(BIN)/python -m python_jobs.warehouse summary
 
 test: setup lint pytest
 
 lint: setup
-	$(BIN)/ruff check python_jobs tests
+	$(BIN)/ruff check python_jobs tests dashboards
 	$(BIN)/sqlfluff lint models macros tests analyses --disable-progress-bar
+	$(BIN)/python dashboards/build_workbook.py --check
 
 pytest: setup
 	$(BIN)/python -m python_jobs.warehouse up
@@ -36,6 +41,18 @@ pytest: setup
 
 bench: setup
 	$(BIN)/python -m python_jobs.bench --sessions $(BENCH_SESSIONS)
+
+# The same project on Apache Spark (local, in-process): Java + pyspark, then build and compare
+# every mart with the PostgreSQL build of the same database.
+spark-setup: setup
+	bash scripts/spark-setup.sh
+
+spark-build: spark-setup
+	$(BIN)/python -m python_jobs.spark build
+	$(BIN)/python -m python_jobs.spark compare
+
+report: setup
+	$(BIN)/python -m python_jobs.report
 
 up down status: setup
 	$(BIN)/python -m python_jobs.warehouse $@

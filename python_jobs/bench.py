@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "--database", database], env, plays)]
     held = hold_back_last_day(database)
     log.info("held back %d events of the last day for the incremental stage", held)
+    stages.append(run_stage("dbt seed", [DBT, "seed", "--quiet"], env,
+                            _count(database, "select count(*) from seeds.countries")))
     dbt_run = [DBT, "run", "--quiet"]
     stages.append(run_stage("dbt run (full refresh)", [*dbt_run, "--full-refresh"], env,
                             mart_plays))
@@ -115,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
                                          "unit_test"], env, mart_plays))
     restore_last_day(database)
     stages.append(run_stage("dbt run (incremental +1 day)", dbt_run, env, lambda: held))
+    stages.append(run_stage("ab analyze --all", [python, "-m", "python_jobs.ab", "analyze",
+                                                 "--all", "--database", database], env,
+                            _count(database, "select count(*) from "
+                                             "marts.fct_experiment_user_metrics")))
+    stages.append(run_stage("train (skip + duration)", [python, "-m", "python_jobs.train",
+                                                        "--database", database], env,
+                            _count(database, "select sum(train_rows + test_rows) "
+                                             "from ml.latest_model_runs")))
 
     print(f"benchmark: {args.sessions:,} sessions, seed {args.seed}, database {database}, "
           f"{os.cpu_count()} cores")

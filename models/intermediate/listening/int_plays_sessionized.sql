@@ -54,9 +54,9 @@ previous_end_added as (
         lag(context_id) over (
             partition by user_id order by played_at, play_id
         ) as previous_context_id,
-        row_number() over (
+        cast(row_number() over (
             partition by user_id order by played_at, play_id
-        ) as user_play_number
+        ) as {{ dbt.type_bigint() }}) as user_play_number
     from plays
 ),
 
@@ -64,7 +64,8 @@ session_starts_flagged as (
     select
         *,
         coalesce(
-            played_at > {{ dbt.dateadd('minute', var('session_gap_minutes'), 'previous_ended_at') }},
+            played_at
+            > {{ add_milliseconds('previous_ended_at', var('session_gap_minutes') * 60000) }},
             true
         ) as is_session_start
     from previous_end_added
