@@ -141,3 +141,34 @@ def write_table(conn: Connection, table: str, frame: pd.DataFrame, *, replace: b
         )
         cur.execute(sql.SQL("create table if not exists {} ({})").format(ident, cols))
     return copy_frame(conn, table, frame)
+
+
+def drop_database(name: str) -> None:
+    """Drop a database, disconnecting its sessions (tests and throwaway builds)."""
+    settings = config.settings(name)
+    if settings.embedded:
+        from python_jobs import warehouse
+
+        warehouse.up(quiet=True)
+    conn = psycopg2.connect(**settings.dsn("postgres"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def grant_read(conn: Connection, schema: str) -> None:
+    """Let the read-only reporting role read a results schema, where the role exists."""
+    role = config.REPORTING_ROLE
+    if not read_sql(conn, "select 1 from pg_roles where rolname = %s", (role,)).empty:
+        execute(conn, f"grant usage on schema {schema} to {role}")
+        execute(conn, f"grant select on all tables in schema {schema} to {role}")
+
+
+def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """The frame with exactly a table's columns, in order (missing ones NULL), for COPY."""
+    out = frame.reindex(columns=list(columns))
+    return out.astype(object).where(out.notna(), None)

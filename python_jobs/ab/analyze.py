@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from python_jobs import config, db
+from python_jobs import db
 from python_jobs.ab import report, stats
 
 log = logging.getLogger(__name__)
@@ -270,24 +270,15 @@ def ensure_schema(conn: db.Connection) -> None:
         db.execute(conn, f"create or replace view {SCHEMA}.{view} as select t.* from "
                          f"{SCHEMA}.{table} as t inner join ({latest}) as latest on "
                          "t.run_id = latest.run_id and t.experiment_id = latest.experiment_id")
-    role = config.REPORTING_ROLE
-    if not db.read_sql(conn, "select 1 from pg_roles where rolname = %s", (role,)).empty:
-        db.execute(conn, f"grant usage on schema {SCHEMA} to {role}")
-        db.execute(conn, f"grant select on all tables in schema {SCHEMA} to {role}")
-
-
-def _typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """The frame with exactly the table's columns, in order (missing ones NULL)."""
-    out = frame.reindex(columns=list(columns))
-    return out.astype(object).where(out.notna(), None)
+    db.grant_read(conn, SCHEMA)
 
 
 def write_run(conn: db.Connection, results: pd.DataFrame, srm_rows: pd.DataFrame,
               run: dict) -> None:
     ensure_schema(conn)
-    db.copy_frame(conn, f"{SCHEMA}.experiment_results", _typed(results, RESULT_COLUMNS))
-    db.copy_frame(conn, f"{SCHEMA}.srm_checks", _typed(srm_rows, SRM_COLUMNS))
-    db.copy_frame(conn, f"{SCHEMA}.runs", _typed(pd.DataFrame([run]), RUN_COLUMNS))
+    db.copy_frame(conn, f"{SCHEMA}.experiment_results", db.conform(results, RESULT_COLUMNS))
+    db.copy_frame(conn, f"{SCHEMA}.srm_checks", db.conform(srm_rows, SRM_COLUMNS))
+    db.copy_frame(conn, f"{SCHEMA}.runs", db.conform(pd.DataFrame([run]), RUN_COLUMNS))
 
 
 def new_run() -> tuple[str, datetime]:

@@ -91,21 +91,12 @@ def ensure_schema(conn: db.Connection) -> None:
             continue
         db.execute(conn, f"create or replace view {SCHEMA}.latest_{table} as select * from "
                          f"{SCHEMA}.{table} where run_id in ({latest})")
-    role = config.REPORTING_ROLE
-    if not db.read_sql(conn, "select 1 from pg_roles where rolname = %s", (role,)).empty:
-        db.execute(conn, f"grant usage on schema {SCHEMA} to {role}")
-        db.execute(conn, f"grant select on all tables in schema {SCHEMA} to {role}")
-
-
-def typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """The frame with exactly the table's columns, in order (missing ones NULL)."""
-    out = frame.reindex(columns=list(columns))
-    return out.astype(object).where(out.notna(), None)
+    db.grant_read(conn, SCHEMA)
 
 
 def append(conn: db.Connection, table: str, frame: pd.DataFrame, stamp: dict) -> int:
     return db.copy_frame(conn, f"{SCHEMA}.{table}",
-                         typed(frame.assign(**stamp), TABLES[table]))
+                         db.conform(frame.assign(**stamp), TABLES[table]))
 
 
 def new_run(model: str) -> dict:

@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-import psycopg2
 import pytest
-from psycopg2 import sql
 
-from python_jobs import config, db, warehouse
+from python_jobs import db, warehouse
 
 # Test databases never collide with the user's own `warehouse` database.
 TEST_PREFIX = os.environ.get("TEST_DATABASE_PREFIX", "test_")
 
 
-def _drop_database(name: str) -> None:
-    settings = config.settings()
-    conn = psycopg2.connect(**settings.dsn("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-    conn.close()
-
-
 @pytest.fixture
-def fresh_database() -> Callable[[str], str]:
+def fresh_database() -> Iterator[Callable[[str], str]]:
     """Factory: an empty database with the raw schema, named after the test; dropped after."""
     created: list[str] = []
 
     def make(suffix: str) -> str:
         name = f"{TEST_PREFIX}{suffix}"
-        db.ensure_database(config.settings(name))
-        _drop_database(name)
+        db.drop_database(name)
         warehouse.init(name)
         created.append(name)
         return name
@@ -41,4 +28,4 @@ def fresh_database() -> Callable[[str], str]:
     yield make
     if not os.environ.get("KEEP_TEST_DATABASES"):
         for name in created:
-            _drop_database(name)
+            db.drop_database(name)

@@ -17,17 +17,13 @@ ratio metric sum(skip_count) / sum(play_count) per arm, delta method, the user a
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
-from psycopg2 import sql
 
-from python_jobs import config, db, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, warehouse
 from python_jobs.ab import __main__ as ab_cli
 from python_jobs.ab import stats
 
@@ -40,24 +36,6 @@ COMPARED = ("n", "value", "n_control", "value_control", "effect", "ci_low", "ci_
             "p_value", "effect_size", "achieved_power", "variance_reduction")
 
 pytestmark = pytest.mark.slow
-
-
-def _drop(name: str) -> None:
-    conn = psycopg2.connect(**config.settings().dsn("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-    conn.close()
-
-
-def _dbt(tmp: Path, *args: str) -> None:
-    env = {**os.environ, "PGDATABASE": DATABASE, "DBT_TARGET_PATH": str(tmp / "target"),
-           "DBT_LOG_PATH": str(tmp / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(
-        [str(config.ROOT / ".venv" / "bin" / "dbt"), *args], cwd=config.ROOT, env=env,
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def _query(query: str, params: tuple | None = None) -> pd.DataFrame:
@@ -74,13 +52,13 @@ def _latest_run_id() -> str:
 def analyzed(tmp_path_factory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("ab_analyze")
     db.ensure_database(config.settings(DATABASE))
-    _drop(DATABASE)
+    db.drop_database(DATABASE)
     warehouse.init(DATABASE)
     try:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", str(SEED),
                               "--database", DATABASE, "--log-level", "WARNING"]) == 0
         # cautious: skip tests of upstream marts that need models outside the selection
-        _dbt(tmp, "build", "--select", "+fct_experiment_user_metrics+",
+        dbt_cli.run(DATABASE, tmp, "build", "--select", "+fct_experiment_user_metrics+",
              "--indirect-selection", "cautious")
         reports = tmp / "reports"
         assert ab_cli.main(["analyze", "--all", "--database", DATABASE, "--report",
@@ -88,7 +66,7 @@ def analyzed(tmp_path_factory) -> Iterator[dict]:
         yield {"tmp": tmp, "reports": reports, "run_id": _latest_run_id()}
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
-            _drop(DATABASE)
+            db.drop_database(DATABASE)
 
 
 def _results(run_id: str, experiment_id: str) -> pd.DataFrame:
@@ -236,7 +214,7 @@ def test_srm_is_flagged_after_deleting_a_third_of_one_arm(analyzed):
     with db.connect(DATABASE) as conn:
         db.execute(conn, "delete from raw.experiment_assignments where experiment_id = "
                          "'exp_aa_check' and variant = 'treatment' and mod(user_id, 3) = 0")
-    _dbt(analyzed["tmp"], "run", "--select", "fct_experiment_user_metrics")
+    dbt_cli.run(DATABASE, analyzed["tmp"], "run", "--select", "fct_experiment_user_metrics")
     reports = analyzed["reports"]
     assert ab_cli.main(["analyze", "--experiment", "exp_aa_check", "--database", DATABASE,
                         "--report", str(reports), "--log-level", "WARNING"]) == 0

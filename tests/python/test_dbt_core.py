@@ -8,15 +8,13 @@ checks compare the pipeline's output with raw.generator_truth, the generator's o
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg2
 import pytest
-from psycopg2 import errors, sql
+from psycopg2 import errors
 
-from python_jobs import config, db, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, warehouse
 
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "dbt_core"
 SESSIONS = 1500
@@ -31,26 +29,6 @@ INCREMENTAL_MODELS = (
 DERIVED_MARTS = ("marts.fct_dau_mau", "marts.fct_skip_rates", "marts.dim_users")
 
 pytestmark = pytest.mark.slow
-
-
-def _drop(name: str) -> None:
-    conn = psycopg2.connect(**config.settings().dsn("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-    conn.close()
-
-
-def _dbt(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run dbt against the test database; own target/log folders so parallel runs don't mix."""
-    env = {**os.environ, "PGDATABASE": DATABASE, "DBT_TARGET_PATH": str(tmp / "target"),
-           "DBT_LOG_PATH": str(tmp / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(
-        [str(config.ROOT / ".venv" / "bin" / "dbt"), *args], cwd=config.ROOT, env=env,
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result
 
 
 def _scalar(conn: db.Connection, query: str) -> object:
@@ -68,7 +46,7 @@ def built(tmp_path_factory) -> Iterator[dict]:
     of the incremental results, then build with --full-refresh."""
     tmp = tmp_path_factory.mktemp("dbt_core")
     db.ensure_database(config.settings(DATABASE))
-    _drop(DATABASE)
+    db.drop_database(DATABASE)
     warehouse.init(DATABASE)
     try:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", "7",
@@ -81,21 +59,23 @@ def built(tmp_path_factory) -> Iterator[dict]:
             db.execute(conn, "delete from raw.listening_events "
                              "where cast(started_at as date) = %s", (last_day,))
             held_back = _scalar(conn, "select count(*) from raw.held_back")
-        _dbt(tmp, "build")
+        dbt_cli.run(DATABASE, tmp, "build")
         with db.connect(DATABASE) as conn:
             db.execute(conn, "insert into raw.listening_events select * from raw.held_back")
             db.execute(conn, "drop table raw.held_back")
-        incremental_log = _dbt(tmp, "build", "--exclude-resource-type", "unit_test").stdout
+        incremental_log = dbt_cli.run(DATABASE, tmp, "build",
+                                      "--exclude-resource-type", "unit_test").stdout
         with db.connect(DATABASE) as conn:
             db.execute(conn, "create schema incremental_copy")
             for model in INCREMENTAL_MODELS + DERIVED_MARTS:
                 db.execute(conn, f"create table incremental_copy.{model.split('.')[1]} "
                                  f"as select * from {model}")
-        _dbt(tmp, "build", "--full-refresh", "--exclude-resource-type", "unit_test")
+        dbt_cli.run(DATABASE, tmp, "build", "--full-refresh",
+                    "--exclude-resource-type", "unit_test")
         yield {"held_back": held_back, "incremental_log": incremental_log}
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
-            _drop(DATABASE)
+            db.drop_database(DATABASE)
 
 
 def test_planted_quality_rows_are_flagged(built):

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
-from psycopg2 import sql
 
-from python_jobs import config, db, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, warehouse
 
 DATABASE = "feat_test_features"
 SESSIONS = 1500
@@ -36,25 +32,6 @@ ENGAGEMENT = ["path:models/intermediate/engagement", "path:models/marts/engageme
 SESSION_TARGETS = ["duration_seconds", "track_count"]
 
 pytestmark = pytest.mark.slow
-
-
-def _drop(name: str) -> None:
-    conn = psycopg2.connect(**config.settings().dsn("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-    conn.close()
-
-
-def _dbt(tmp: Path, *args: str) -> str:
-    env = {**os.environ, "PGDATABASE": DATABASE, "DBT_TARGET_PATH": str(tmp / "target"),
-           "DBT_LOG_PATH": str(tmp / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(
-        [str(config.ROOT / ".venv" / "bin" / "dbt"), *args], cwd=config.ROOT, env=env,
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result.stdout
 
 
 def _read(conn: db.Connection, table: str, key: str) -> pd.DataFrame:
@@ -79,7 +56,7 @@ def _assert_same(left: pd.DataFrame, right: pd.DataFrame, what: str) -> None:
 def built(tmp_path_factory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("features")
     db.ensure_database(config.settings(DATABASE))
-    _drop(DATABASE)
+    db.drop_database(DATABASE)
     warehouse.init(DATABASE)
     try:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", "11",
@@ -89,18 +66,19 @@ def built(tmp_path_factory) -> Iterator[dict]:
                              "where started_at >= %s", (CUTOFF,))
             db.execute(conn, "delete from raw.listening_events where started_at >= %s",
                        (CUTOFF,))
-        _dbt(tmp, "build", "--full-refresh", *NO_TESTS, *SELECT)
+        dbt_cli.run(DATABASE, tmp, "build", "--full-refresh", *NO_TESTS, *SELECT)
         # the data and unit tests of the engagement models (the core has its own test file)
-        past_log = _dbt(tmp, "test", "--select", *ENGAGEMENT)
+        past_log = dbt_cli.run(DATABASE, tmp, "test", "--select", *ENGAGEMENT,
+                               "--indirect-selection", "cautious").stdout
         with db.connect(DATABASE) as conn:
             past_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
             past_sessions = _read(conn, "marts.fct_session_training", "session_id")
             db.execute(conn, "insert into raw.listening_events select * from raw.held_back")
-        _dbt(tmp, "build", *NO_TESTS, *SELECT)
+        dbt_cli.run(DATABASE, tmp, "build", *NO_TESTS, *SELECT)
         with db.connect(DATABASE) as conn:
             incremental_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
             incremental_sessions = _read(conn, "marts.fct_session_training", "session_id")
-        _dbt(tmp, "build", "--full-refresh", *NO_TESTS, *SELECT)
+        dbt_cli.run(DATABASE, tmp, "build", "--full-refresh", *NO_TESTS, *SELECT)
         with db.connect(DATABASE) as conn:
             full_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
             full_sessions = _read(conn, "marts.fct_session_training", "session_id")
@@ -112,7 +90,7 @@ def built(tmp_path_factory) -> Iterator[dict]:
                "manifest": manifest, "past_log": past_log}
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
-            _drop(DATABASE)
+            db.drop_database(DATABASE)
 
 
 def test_user_features_has_50_documented_range_tested_features(built):

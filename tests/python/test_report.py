@@ -76,13 +76,9 @@ def test_every_chart_is_in_the_html(built):
     for chart in MART_CHARTS:
         assert f'id="chart-{chart}"' in html, chart
     assert 'id="kpis"' in html and 'id="ab-results"' in html and 'id="ab-srm"' in html
-    if built["trained"]:
-        for chart in ML_CHARTS:
-            assert f'id="chart-{chart}"' in html, chart
-        assert 'id="ml-metrics"' in html and "ml-empty" not in html
-    else:
-        assert report_demo.has_train() is False, "python_jobs.train exists but did not run"
-        assert 'id="ml-empty"' in html
+    for chart in ML_CHARTS:
+        assert f'id="chart-{chart}"' in html, chart
+    assert 'id="ml-metrics"' in html and "ml-empty" not in html
 
 
 def test_sections_say_so_when_their_results_are_missing():
@@ -109,15 +105,14 @@ def test_charts_render_in_headless_chromium(built, tmp_path):
     assert body, dom.stdout[:2000]
     attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
     assert attributes.get("data-report-ready") == "true", "the report's script did not run"
-    expected = len(MART_CHARTS) + (len(ML_CHARTS) if built["trained"] else 0)
+    expected = len(MART_CHARTS) + len(ML_CHARTS)
     assert int(attributes["data-charts-expected"]) >= expected
     assert attributes["data-charts-failed"] == ""
     assert attributes["data-charts-rendered"] == attributes["data-charts-expected"]
     rendered = set(re.findall(r'<figure class="chart" id="chart-([\w-]+)" '
                               r'data-rendered="true"', dom.stdout))
     assert set(MART_CHARTS) <= rendered
-    if built["trained"]:
-        assert set(ML_CHARTS) <= rendered
+    assert set(ML_CHARTS) <= rendered
 
     shot = tmp_path / "report.png"
     run = _run_chromium(tmp_path, "--window-size=1280,9000", f"--screenshot={shot}", url)

@@ -25,14 +25,11 @@ runs: per-step standard errors are about 0.01, per-week ones 0.01-0.03. Measured
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from python_jobs import config, db, generate, truth
+from python_jobs import db, dbt_cli, generate, truth
 
 SESSIONS = 30_000
 SEED = 11
@@ -43,16 +40,6 @@ STEPS = range(1, 10)
 MARTS = ("fct_retention_cohorts", "fct_user_churn", "fct_playlist_funnel", "fct_playlist_dropoff")
 
 pytestmark = pytest.mark.slow
-
-
-def _dbt(database: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PGDATABASE": database, "DBT_TARGET_PATH": str(tmp / "target"),
-           "DBT_LOG_PATH": str(tmp / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run([str(config.ROOT / ".venv" / "bin" / "dbt"), *args],
-                            cwd=config.ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result
 
 
 def _planted_continuation(step: int, playlist_type: str, tier: str) -> float:
@@ -141,7 +128,7 @@ def test_planted_retention_and_funnel_are_recovered(fresh_database, tmp_path):
     assert generate.main(["--sessions", str(SESSIONS), "--seed", str(SEED),
                           "--database", database, "--log-level", "WARNING"]) == 0
     generated = time.monotonic()
-    _dbt(database, tmp_path, "build", "--select", *[f"+{m}" for m in MARTS])
+    dbt_cli.run(database, tmp_path, "build", "--select", *[f"+{m}" for m in MARTS])
     built = time.monotonic()
     print(f"generate {generated - started:.1f} s, dbt build {built - generated:.1f} s")
     with db.connect(database) as conn:
@@ -149,7 +136,8 @@ def test_planted_retention_and_funnel_are_recovered(fresh_database, tmp_path):
         db.execute(conn, "create table public.runs_full as select * from marts.fct_playlist_runs")
     # An incremental run rebuilds the last incremental_lookback_days session days of the runs
     # from the same plays: the table must come out identical.
-    _dbt(database, tmp_path, "run", "--select", "int_playlist_plays_runs", "fct_playlist_runs")
+    dbt_cli.run(database, tmp_path, "run", "--select", "int_playlist_plays_runs",
+                "fct_playlist_runs")
     print(f"incremental rerun {time.monotonic() - built:.1f} s")
     with db.connect(database) as conn:
         differing = db.read_sql(conn, """

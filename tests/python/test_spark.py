@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import jinja2
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from python_jobs import config, contract, db, generate, spark
+from python_jobs import config, contract, db, dbt_cli, generate, spark
 
 # The marts that build on Spark with the models as they are (with all their parents; the
 # intermediate layer under them is compared too). The others fail there until the dbt project
@@ -148,15 +147,6 @@ def test_export_writes_contract_types_and_day_folders(fresh_database, tmp_path):
     assert again.num_rows == counts["listening_events"]
 
 
-def _dbt_postgres(database: str, tmp: Path, *args: str) -> None:
-    env = {**os.environ, "PGDATABASE": database, "DBT_TARGET": "postgres",
-           "DBT_TARGET_PATH": str(tmp / "target_pg"), "DBT_LOG_PATH": str(tmp / "logs_pg")}
-    result = subprocess.run(
-        [str(config.ROOT / ".venv" / "bin" / "dbt"), "build", *args], cwd=config.ROOT,
-        env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-
-
 @pytest.mark.slow
 def test_spark_build_matches_postgres(fresh_database, tmp_path, monkeypatch, capsys):
     _require_spark()
@@ -166,7 +156,7 @@ def test_spark_build_matches_postgres(fresh_database, tmp_path, monkeypatch, cap
     select = (["--select", *(f"+{m}" for m in PORTABLE_MARTS), "--indirect-selection",
                "cautious"] if PORTABLE_MARTS else [])
     args = [*select, "--exclude-resource-type", "unit_test"]
-    _dbt_postgres(database, tmp_path, *args)
+    dbt_cli.run(database, tmp_path / "pg", "build", *args)
 
     # Spark's metastore and warehouse for this test only (a JVM reads them once: at start).
     monkeypatch.setenv("SPARK_STATE_DIR", str(tmp_path / "spark"))

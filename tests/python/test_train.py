@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
-from psycopg2 import sql
 from sklearn.metrics import roc_auc_score
 
-from python_jobs import config, db, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, warehouse
 from python_jobs.train import __main__ as train_cli
 from python_jobs.train import data, settings, skip
 
@@ -42,25 +38,6 @@ SCORING_SQL = config.ROOT / "models" / "marts" / "ml" / "fct_play_skip_scores.sq
 pytestmark = pytest.mark.slow
 
 
-def _drop(name: str) -> None:
-    conn = psycopg2.connect(**config.settings().dsn("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-    conn.close()
-
-
-def _dbt(tmp: Path, *args: str) -> str:
-    env = {**os.environ, "PGDATABASE": DATABASE, "DBT_TARGET_PATH": str(tmp / "target"),
-           "DBT_LOG_PATH": str(tmp / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(
-        [str(config.ROOT / ".venv" / "bin" / "dbt"), *args], cwd=config.ROOT, env=env,
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result.stdout
-
-
 def _read(query: str, params: tuple | None = None) -> pd.DataFrame:
     with db.connect(DATABASE) as conn:
         return db.read_sql(conn, query, params)
@@ -70,13 +47,14 @@ def _read(query: str, params: tuple | None = None) -> pd.DataFrame:
 def trained(tmp_path_factory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("train")
     db.ensure_database(config.settings(DATABASE))
-    _drop(DATABASE)
+    db.drop_database(DATABASE)
     warehouse.init(DATABASE)
     try:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", "1",
                               "--database", DATABASE, "--log-level", "WARNING"]) == 0
-        _dbt(tmp, "build", "--exclude-resource-type", "test", "unit_test", "--select",
-             "+fct_skip_training_plays", "+fct_session_training", *ML_MODELS)
+        dbt_cli.run(DATABASE, tmp, "build", "--exclude-resource-type", "test", "unit_test",
+                    "--select", "+fct_skip_training_plays", "+fct_session_training",
+                    *ML_MODELS)
         scores_before = _read("select count(*) as n from marts.fct_play_skip_scores")
         outcomes: dict[str, dict] = {}
         original = train_cli.train_one
@@ -89,11 +67,11 @@ def trained(tmp_path_factory) -> Iterator[dict]:
             patch.setattr(train_cli, "train_one", capture)
             assert train_cli.main(["--database", DATABASE, "--sample-rows", str(SAMPLE_ROWS),
                                    "--log-level", "WARNING"]) == 0
-        _dbt(tmp, "build", "--select", *ML_MODELS)
+        dbt_cli.run(DATABASE, tmp, "build", "--select", *ML_MODELS)
         yield {"outcomes": outcomes, "scores_before": int(scores_before.iloc[0]["n"])}
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
-            _drop(DATABASE)
+            db.drop_database(DATABASE)
 
 
 def _coefficients(model: str) -> pd.Series:
