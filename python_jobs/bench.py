@@ -36,11 +36,26 @@ class Stage:
     seconds: float
     rows_per_second: float
     peak_rss_mb: float
+    slowest_models: tuple[tuple[str, float], ...] = ()
+
+
+def _slowest_models(target_path: Path, top: int = 12) -> tuple[tuple[str, float], ...]:
+    """The dbt nodes that took longest in a stage, from its run_results.json."""
+    results = target_path / "run_results.json"
+    if not results.exists():
+        return ()
+    nodes = json.loads(results.read_text())["results"]
+    timed = sorted(((r["unique_id"].split(".")[-1], round(r["execution_time"], 1))
+                    for r in nodes if r["unique_id"].startswith("model.")),
+                   key=lambda item: -item[1])
+    return tuple(timed[:top])
 
 
 def run_stage(name: str, command: list[str], env: dict[str, str],
               count_rows: Callable[[], int]) -> Stage:
     log.info("stage %s: %s", name, " ".join(command))
+    target_path = Path(env["DBT_TARGET_PATH"])
+    (target_path / "run_results.json").unlink(missing_ok=True)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=config.ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -50,7 +65,7 @@ def run_stage(name: str, command: list[str], env: dict[str, str],
         raise SystemExit(f"stage {name} failed with exit code {proc.returncode}")
     rows = count_rows()
     return Stage(name, rows, round(seconds, 2), round(rows / seconds, 1) if seconds else 0.0,
-                 round(usage.ru_maxrss / 1024, 1))
+                 round(usage.ru_maxrss / 1024, 1), _slowest_models(target_path))
 
 
 def _count(database: str, query: str) -> Callable[[], int]:
@@ -82,10 +97,14 @@ def restore_last_day(database: str) -> None:
 
 
 def print_table(stages: list[Stage]) -> None:
-    print(f"{'stage':<26}{'rows':>14}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
+    print(f"{'stage':<32}{'rows':>14}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
     for s in stages:
-        print(f"{s.name:<26}{s.rows:>14,}{s.seconds:>10.1f}{s.rows_per_second:>14,.0f}"
+        print(f"{s.name:<32}{s.rows:>14,}{s.seconds:>10.1f}{s.rows_per_second:>14,.0f}"
               f"{s.peak_rss_mb:>10.0f}")
+    for s in stages:
+        if s.slowest_models:
+            print(f"slowest models in {s.name}: "
+                  + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in s.slowest_models))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=config.ROOT / "bench" / "results.json")
+    parser.add_argument("--spark", action="store_true",
+                        help="add the Spark stage: the same models built on local Spark")
     config.add_common_args(parser)
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     database = args.database or "bench"
-    env = {**os.environ, "PGDATABASE": database}
+    env = {**os.environ, "PGDATABASE": database,
+           "DBT_TARGET_PATH": str(config.ROOT / "target" / "bench")}
     python = sys.executable
     plays = _count(database, "select count(*) from raw.listening_events")
     mart_plays = _count(database, "select count(*) from marts.fct_plays")
@@ -125,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
                                                         "--database", database], env,
                             _count(database, "select sum(train_rows + test_rows) "
                                              "from ml.latest_model_runs")))
+
+    if args.spark:
+        # Models only, as the Postgres "dbt run" stage: export + register + build, one process.
+        stages.append(run_stage(
+            "spark: export+register+dbt run",
+            [python, "-m", "python_jobs.spark", "--database", database, "build",
+             "--target-path", str(config.ROOT / "target" / "bench-spark"), "--",
+             "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
+            {**env, "DBT_TARGET_PATH": str(config.ROOT / "target" / "bench-spark")}, plays))
 
     print(f"benchmark: {args.sessions:,} sessions, seed {args.seed}, database {database}, "
           f"{os.cpu_count()} cores")

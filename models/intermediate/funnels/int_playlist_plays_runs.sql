@@ -2,7 +2,9 @@
     play, at a change of context (the core's run_play_number = 1), or at a play the listener
     started (reason_start in var funnel_run_start_reasons: appload, clickrow, playbtn), so two
     listens of one playlist back to back are two runs. Inside a run reason_start is trackdone,
-    fwdbtn or backbtn. Both windows read only playlist plays, partitioned by session.
+    fwdbtn or backbtn. Both windows read only playlist plays, partitioned by session. Plays
+    of an unknown playlist (sources such as Spotify's MSSD give the context type but no id)
+    are left out: without the playlist there is no length, so no funnel.
     Incremental by session_date, not a view (the intermediate default): the windows are the
     costly part, and runs never cross sessions, so rebuilding whole session days is exact. -#}
 {{ config(materialized='incremental', **incremental_by_day('session_date')) }}
@@ -26,6 +28,7 @@ with plays as (
     from {{ ref('fct_plays') }}
     where
         context_type = 'playlist'
+        and context_id is not null
         {% if is_incremental() %}
             and session_date >= {{ incremental_window_start('session_date') }}
         {% endif %}
