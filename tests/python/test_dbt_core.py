@@ -7,6 +7,7 @@ checks compare the pipeline's output with raw.generator_truth, the generator's o
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -45,7 +46,6 @@ def built(tmp_path_factory) -> Iterator[dict]:
     """Generate, hold back the last day, build, add the day, build incrementally, keep a copy
     of the incremental results, then build with --full-refresh."""
     tmp = tmp_path_factory.mktemp("dbt_core")
-    db.ensure_database(config.settings(DATABASE))
     db.drop_database(DATABASE)
     warehouse.init(DATABASE)
     try:
@@ -72,7 +72,7 @@ def built(tmp_path_factory) -> Iterator[dict]:
                                  f"as select * from {model}")
         dbt_cli.run(DATABASE, tmp, "build", "--full-refresh",
                     "--exclude-resource-type", "unit_test")
-        yield {"held_back": held_back, "incremental_log": incremental_log}
+        yield {"held_back": held_back, "incremental_log": incremental_log, "tmp": tmp}
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
             db.drop_database(DATABASE)
@@ -198,3 +198,10 @@ def test_active_user_counts_match_a_brute_force_count(built):
     assert checked > 50
     assert differences.empty, differences.head().to_string()
     assert overall_vs_tiers == 0
+
+
+def test_docs_site_generates(built):
+    dbt_cli.run(DATABASE, built["tmp"], "docs", "generate")
+    catalog = json.loads((built["tmp"] / "target" / "catalog.json").read_text())
+    documented = {node["metadata"]["name"] for node in catalog["nodes"].values()}
+    assert {"fct_plays", "fct_sessions", "fct_dau_mau", "dim_users"} <= documented
