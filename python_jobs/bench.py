@@ -79,12 +79,20 @@ HOLDBACK = "raw.bench_holdback_events"
 
 
 def hold_back_last_day(database: str) -> int:
+    """Set aside the newest full day of events (and any partial day after it) for the
+    incremental stage; a full day has at least half the median day's events."""
     with db.connect(database) as conn:
         db.execute(conn, f"drop table if exists {HOLDBACK}")
         db.execute(conn, f"""create table {HOLDBACK} as
+            with days as (
+                select cast(started_at as date) as day, count(*) as events
+                from raw.listening_events where started_at < now() group by 1
+            )
             select * from raw.listening_events
-            where started_at >= (select cast(max(started_at) as date) from raw.listening_events
-                                 where started_at < now())""")
+            where started_at >= (
+                select max(day) from days where events >= 0.5 * (
+                    select percentile_cont(0.5) within group (order by events) from days))
+              and started_at < now()""")
         db.execute(conn, f"delete from raw.listening_events e using {HOLDBACK} h "
                          "where e.event_id = h.event_id")
         return int(db.read_sql(conn, f"select count(*) from {HOLDBACK}").iloc[0, 0])
