@@ -1,6 +1,8 @@
 {#- One row per user with at least one session on or before the as-of day (var
     features_as_of_date, default the last day of data): the engagement features. Every
     input is filtered to sessions started on or before that day. -#}
+{{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
+
 with users as (
     select
         user_id,
