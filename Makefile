@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock scripts/psql
 demo: setup
 	$(BIN)/python -m python_jobs.warehouse up
 	$(BIN)/python -m python_jobs.generate --sessions $(SESSIONS) --seed $(SEED)
-	$(BIN)/dbt build --exclude-resource-type unit_test
+	# a new data set replaces raw wholesale, so incremental models are rebuilt, not extended
+	$(BIN)/dbt build --full-refresh --exclude-resource-type unit_test
 	$(BIN)/python -m python_jobs.ab analyze --all
 	$(BIN)/python -m python_jobs.train
 	$(BIN)/dbt build --select path:models/staging/ml path:models/marts/ml
