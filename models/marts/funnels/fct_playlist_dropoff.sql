@@ -18,29 +18,7 @@ with runs as (
 ),
 
 segmented as (
-    select
-        'all' as segment_type,
-        'all' as segment_value,
-        runs.*
-    from runs
-    union all
-    select
-        'playlist_type' as segment_type,
-        playlist_type as segment_value,
-        runs.*
-    from runs
-    union all
-    select
-        'tier' as segment_type,
-        tier as segment_value,
-        runs.*
-    from runs
-    union all
-    select
-        'playlist_type_tier' as segment_type,
-        {{ dbt.concat(['playlist_type', "' | '", 'tier']) }} as segment_value,
-        runs.*
-    from runs
+    {{ funnel_segments('runs') }}
 ),
 
 lengths_counted as (
