@@ -1,12 +1,15 @@
 """Benchmark the pipeline stage by stage: rows, wall seconds, rows per second, peak memory.
 
-    python -m python_jobs.bench --sessions 1000000 [--seed 42] [--database bench]
+    python -m python_jobs.bench --sessions 1000000 [--seed 42] [--database bench] [--spark]
+    python -m python_jobs.bench --sessions 1000000 --spark-only   # Spark on the same data
 
 Each stage runs as its own process (the commands a user runs), so its peak RSS is that
 process's own. dbt stages do their work inside PostgreSQL: their RSS is dbt's, the server's
 memory is not counted. The incremental stage holds back the last day of events, builds, puts
 the day back and runs dbt again, which is what a daily run does.
-Results are printed and written as JSON (default bench/results.json).
+The Spark stage's peak RSS is the Python process's; the JVM it starts is bounded by
+spark.driver.memory instead. Results are printed and written as JSON after every stage
+(default bench/results.json).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -123,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=config.ROOT / "bench" / "results.json")
     parser.add_argument("--spark", action="store_true",
                         help="add the Spark stage: the same models built on local Spark")
+    parser.add_argument("--spark-only", action="store_true",
+                        help="only the Spark stage, on the database an earlier run filled; "
+                             "its figures join that run's results file")
     config.add_common_args(parser)
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
@@ -133,45 +140,59 @@ def main(argv: list[str] | None = None) -> int:
     plays = _count(database, "select count(*) from raw.listening_events")
     mart_plays = _count(database, "select count(*) from marts.fct_plays")
 
-    stages = [run_stage("generate+load", [python, "-m", "python_jobs.generate", "--sessions",
-                                          str(args.sessions), "--seed", str(args.seed),
-                                          "--database", database], env, plays)]
-    held = hold_back_last_day(database)
-    log.info("held back %d events of the last day for the incremental stage", held)
-    stages.append(run_stage("dbt seed", [DBT, "seed", "--quiet"], env,
-                            _count(database, "select count(*) from seeds.countries")))
-    dbt_run = [DBT, "run", "--quiet"]
-    stages.append(run_stage("dbt run (full refresh)", [*dbt_run, "--full-refresh"], env,
-                            mart_plays))
-    stages.append(run_stage("dbt test", [DBT, "test", "--quiet", "--exclude-resource-type",
-                                         "unit_test"], env, mart_plays))
-    restore_last_day(database)
-    stages.append(run_stage("dbt run (incremental +1 day)", dbt_run, env, lambda: held))
-    stages.append(run_stage("ab analyze --all", [python, "-m", "python_jobs.ab", "analyze",
-                                                 "--all", "--database", database], env,
-                            _count(database, "select count(*) from "
-                                             "marts.fct_experiment_user_metrics")))
-    stages.append(run_stage("train (skip + duration)", [python, "-m", "python_jobs.train",
-                                                        "--database", database], env,
-                            _count(database, "select sum(train_rows + test_rows) "
-                                             "from ml.latest_model_runs")))
+    def record(stage: Stage) -> None:
+        # Written after every stage, so a stage that fails or is stopped keeps the others.
+        stages[:] = [s for s in stages if s.name != stage.name] + [stage]
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({
+            "sessions": args.sessions, "seed": args.seed, "cores": os.cpu_count(),
+            "stages": [asdict(s) for s in stages]}, indent=2) + "\n")
 
-    if args.spark:
-        # Models only, as the Postgres "dbt run" stage: export + register + build, one process.
-        stages.append(run_stage(
+    stages: list[Stage] = []
+    if args.spark_only:
+        if args.output.exists():
+            stages = [Stage(**{**s, "slowest_models": tuple(map(tuple, s["slowest_models"]))})
+                      for s in json.loads(args.output.read_text())["stages"]]
+    else:
+        record(run_stage("generate+load", [python, "-m", "python_jobs.generate", "--sessions",
+                                           str(args.sessions), "--seed", str(args.seed),
+                                           "--database", database], env, plays))
+        held = hold_back_last_day(database)
+        log.info("held back %d events of the last day for the incremental stage", held)
+        record(run_stage("dbt seed", [DBT, "seed", "--quiet"], env,
+                         _count(database, "select count(*) from seeds.countries")))
+        dbt_run = [DBT, "run", "--quiet"]
+        record(run_stage("dbt run (full refresh)", [*dbt_run, "--full-refresh"], env,
+                         mart_plays))
+        record(run_stage("dbt test", [DBT, "test", "--quiet", "--exclude-resource-type",
+                                      "unit_test"], env, mart_plays))
+        restore_last_day(database)
+        record(run_stage("dbt run (incremental +1 day)", dbt_run, env, lambda: held))
+        record(run_stage("ab analyze --all", [python, "-m", "python_jobs.ab", "analyze",
+                                              "--all", "--database", database], env,
+                         _count(database, "select count(*) from "
+                                          "marts.fct_experiment_user_metrics")))
+        record(run_stage("train (skip + duration)", [python, "-m", "python_jobs.train",
+                                                     "--database", database], env,
+                         _count(database, "select sum(train_rows + test_rows) "
+                                          "from ml.latest_model_runs")))
+
+    if args.spark or args.spark_only:
+        # Models only, as the Postgres "dbt run" stage: export + register + build, one
+        # process, on a metastore and warehouse of its own (a clean full build).
+        state = config.ROOT / "output" / "spark-bench"
+        shutil.rmtree(state, ignore_errors=True)
+        target = str(config.ROOT / "target" / "bench-spark")
+        record(run_stage(
             "spark: export+register+dbt run",
             [python, "-m", "python_jobs.spark", "--database", database, "build",
-             "--target-path", str(config.ROOT / "target" / "bench-spark"), "--",
+             "--target-path", target, "--",
              "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
-            {**env, "DBT_TARGET_PATH": str(config.ROOT / "target" / "bench-spark")}, plays))
+            {**env, "DBT_TARGET_PATH": target, "SPARK_STATE_DIR": str(state)}, plays))
 
     print(f"benchmark: {args.sessions:,} sessions, seed {args.seed}, database {database}, "
           f"{os.cpu_count()} cores")
     print_table(stages)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
-        "sessions": args.sessions, "seed": args.seed, "cores": os.cpu_count(),
-        "stages": [asdict(s) for s in stages]}, indent=2) + "\n")
     print(f"written: {args.output}")
     return 0
 

@@ -82,6 +82,9 @@ def session_conf(state: Path | None = None) -> dict[str, str]:
     return {
         "spark.master": "local[2]",
         "spark.app.name": "streaming_warehouse",
+        # local mode runs everything in the driver JVM; Spark's 1g default spills (or fails)
+        # on the 1M-session build. Read once, when the JVM starts.
+        "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY") or "4g",
         # One time zone everywhere: Parquet UTC instants display as the Postgres values.
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={state}",
