@@ -106,9 +106,10 @@ features as (
         user_totals.user_id,
         genres_summarised.genre_count,
         genres_summarised.genre_entropy,
+        -- evenly spread plays give exactly 1 in theory and 1 + 2e-16 in floating point
         case
             when genres_summarised.genre_count > 1
-                then genres_summarised.genre_entropy / ln(genres_summarised.genre_count)
+                then least(genres_summarised.genre_entropy / ln(genres_summarised.genre_count), 1)
             else 0
         end as genre_entropy_normalised,
         {{ feature_safe_divide('genres_summarised.top_genre_play_count', 'user_totals.play_count') }}
