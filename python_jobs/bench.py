@@ -40,11 +40,11 @@ class Stage:
     seconds: float
     rows_per_second: float
     peak_rss_mb: float
-    slowest_models: tuple[tuple[str, float], ...] = ()
+    slowest_models: tuple[tuple[str, float], ...] = ()  # every model of a dbt stage
 
 
-def _slowest_models(target_path: Path, top: int = 12) -> tuple[tuple[str, float], ...]:
-    """The dbt nodes that took longest in a stage, from its run_results.json."""
+def _slowest_models(target_path: Path) -> tuple[tuple[str, float], ...]:
+    """A dbt stage's models, slowest first, from its run_results.json."""
     results = target_path / "run_results.json"
     if not results.exists():
         return ()
@@ -52,7 +52,7 @@ def _slowest_models(target_path: Path, top: int = 12) -> tuple[tuple[str, float]
     timed = sorted(((r["unique_id"].split(".")[-1], round(r["execution_time"], 1))
                     for r in nodes if r["unique_id"].startswith("model.")),
                    key=lambda item: -item[1])
-    return tuple(timed[:top])
+    return tuple(timed)
 
 
 def run_stage(name: str, command: list[str], env: dict[str, str],
@@ -116,7 +116,7 @@ def print_table(stages: list[Stage]) -> None:
     for s in stages:
         if s.slowest_models:
             print(f"slowest models in {s.name}: "
-                  + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in s.slowest_models))
+                  + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in s.slowest_models[:12]))
 
 
 def main(argv: list[str] | None = None) -> int:
