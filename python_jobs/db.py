@@ -2,14 +2,24 @@
 
 connect() starts the embedded server when the settings point at it, so every command works
 on a fresh machine without a separate start step.
+
+Two engines. PostgreSQL is the default and the only one for loading (raw lives there). The
+jobs that read marts and write results (train, ab analyze) may also run on the Spark target:
+connect(target=dbt_target()) then yields the process's SparkSession (python_jobs.spark), and
+every function below dispatches on which of the two it got. Callers write one query text in
+psycopg2's style (%s, %(name)s); on Spark it becomes Spark's parameter markers (?, :name),
+values bound by Spark, never pasted in. Results travel as Arrow both ways on Spark.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 import psycopg2
@@ -20,9 +30,35 @@ from psycopg2 import sql
 
 from python_jobs import config
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import SparkSession
+
 log = logging.getLogger(__name__)
 
 Connection = psycopg2.extensions.connection
+# What connect() yields: a psycopg2 connection, or the SparkSession on the Spark target.
+# Union: `|` cannot take the string (pyspark is optional, imported only for type checks).
+Warehouse = Union[Connection, "SparkSession"]
+
+TARGETS = ("postgres", "spark")
+
+
+def dbt_target() -> str:
+    """The engine the marts are built on: DBT_TARGET, as in profiles.yml (default postgres)."""
+    target = os.environ.get("DBT_TARGET") or "postgres"
+    if target not in TARGETS:
+        raise SystemExit(f"DBT_TARGET={target!r}: the jobs know {', '.join(TARGETS)}")
+    return target
+
+
+def is_spark(conn: Warehouse) -> bool:
+    return not isinstance(conn, Connection)
+
+
+def engine(conn: Warehouse) -> str:
+    """"postgres" or "spark": which dialect a query text for this connection must speak."""
+    return "spark" if is_spark(conn) else "postgres"
 
 
 def ensure_database(settings: config.Settings) -> None:
@@ -45,8 +81,13 @@ def ensure_database(settings: config.Settings) -> None:
 
 
 @contextmanager
-def connect(database: str | None = None) -> Iterator[Connection]:
-    """A connection that commits on success and rolls back on error."""
+def connect(database: str | None = None, target: str = "postgres") -> Iterator[Warehouse]:
+    """A connection that commits on success and rolls back on error; with target="spark"
+    the process's SparkSession instead (`database` is then unused: Spark has one metastore,
+    $SPARK_STATE_DIR). Spark has no transactions: what was written before an error stays."""
+    if target == "spark":
+        yield _spark_session()
+        return
     settings = config.settings(database)
     ensure_database(settings)
     conn = psycopg2.connect(**settings.dsn())
@@ -60,7 +101,10 @@ def connect(database: str | None = None) -> Iterator[Connection]:
         conn.close()
 
 
-def execute(conn: Connection, statement: str, params: tuple | dict | None = None) -> None:
+def execute(conn: Warehouse, statement: str, params: tuple | dict | None = None) -> None:
+    if is_spark(conn):
+        _spark_sql(conn, statement, params).collect()
+        return
     with conn.cursor() as cur:
         cur.execute(statement, params)
 
@@ -80,10 +124,13 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
-    """Bulk-append a frame with COPY; `table` is schema-qualified, columns by name."""
+def copy_frame(conn: Warehouse, table: str, frame: pd.DataFrame) -> int:
+    """Bulk-append a frame with COPY; `table` is schema-qualified, columns by name. On Spark
+    an Arrow table in the table's types, appended with insertInto."""
     if frame.empty:
         return 0
+    if is_spark(conn):
+        return _spark_append(conn, table, frame)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
     schema, name = table.split(".")
     statement = sql.SQL("copy {}.{} ({}) from stdin with (format csv)").format(
@@ -93,7 +140,9 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def read_sql(conn: Connection, query: str, params: tuple | dict | None = None) -> pd.DataFrame:
+def read_sql(conn: Warehouse, query: str, params: tuple | dict | None = None) -> pd.DataFrame:
+    if is_spark(conn):
+        return _arrow_to_pandas(_spark_sql(conn, query, params).toArrow())
     with conn.cursor() as cur:
         cur.execute(query, params)
         columns = [d.name for d in cur.description]
@@ -101,9 +150,17 @@ def read_sql(conn: Connection, query: str, params: tuple | dict | None = None) -
 
 
 def stream_sql(
-    conn: Connection, query: str, params: tuple | dict | None = None, chunk_rows: int = 100_000
+    conn: Warehouse, query: str, params: tuple | dict | None = None, chunk_rows: int = 100_000
 ) -> Iterator[pd.DataFrame]:
-    """Read a large result in chunks through a server-side cursor (memory stays bounded)."""
+    """Read a large result in chunks through a server-side cursor (memory stays bounded).
+    On Spark the result arrives as one Arrow table (columnar, no Python row objects) and is
+    handed out chunk by chunk: memory is bounded by the query's result, so callers bound the
+    query (python_jobs/train/data.py reads blocks of days)."""
+    if is_spark(conn):
+        result = _spark_sql(conn, query, params).toArrow()
+        for offset in range(0, result.num_rows, chunk_rows):
+            yield _arrow_to_pandas(result.slice(offset, chunk_rows))
+        return
     with conn.cursor(name="stream_sql") as cur:
         cur.itersize = chunk_rows
         cur.execute(query, params)
@@ -143,6 +200,60 @@ def write_table(conn: Connection, table: str, frame: pd.DataFrame, *, replace: b
     return copy_frame(conn, table, frame)
 
 
+def create_table(conn: Warehouse, table: str, columns: dict[str, str]) -> None:
+    """`create table if not exists` with the columns' Postgres types; on Spark the same
+    columns in Spark's types, as a Parquet table."""
+    if is_spark(conn):
+        cols = ", ".join(f"{name} {_SPARK_TYPES[kind]}" for name, kind in columns.items())
+        execute(conn, f"create table if not exists {table} ({cols}) using parquet")
+        return
+    cols = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    execute(conn, f"create table if not exists {table} ({cols})")
+
+
+def create_index(conn: Warehouse, table: str, column: str) -> None:
+    """An index on one column, named <table>_<column> (Parquet tables have none: no-op)."""
+    if is_spark(conn):
+        return
+    name = table.split(".")[-1]
+    execute(conn, f"create index if not exists {name}_{column} on {table} ({column})")
+
+
+def sql_type(engine: str, postgres_type: str) -> str:
+    """The engine's name of a Postgres type, for casts in shared query text."""
+    return _SPARK_TYPES[postgres_type] if engine == "spark" else postgres_type
+
+
+def md5_bits_sql(engine: str, expression: str) -> str:
+    """SQL for the first 32 bits of md5(expression) as a bigint in [0, 2^32): the same
+    number on both engines (Spark has no bit strings; its conv() reads the hex digits)."""
+    if engine == "spark":
+        return f"cast(conv(substr(md5({expression}), 1, 8), 16, 10) as bigint)"
+    return f"('x' || substr(md5({expression}), 1, 8))::bit(32)::bigint"
+
+
+def byte_order_sql(engine: str, expression: str) -> str:
+    """An `order by` term that sorts text by its bytes, as Spark always does, whatever the
+    Postgres database's collation (en_US would put 'ev1-10' after 'ev11')."""
+    return expression if engine == "spark" else f'{expression} collate "C"'
+
+
+def column_types(conn: Warehouse, table: str) -> dict[str, str]:
+    """Column -> Postgres data_type (information_schema's names, also on Spark, whose own
+    names are mapped), in table order; empty when the table does not exist."""
+    schema, name = table.split(".")
+    if is_spark(conn):
+        if not conn.catalog.tableExists(table):
+            return {}
+        return {f.name: _postgres_name(f.dataType.simpleString())
+                for f in conn.table(table).schema.fields}
+    frame = read_sql(
+        conn, "select column_name, data_type from information_schema.columns "
+              "where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, name))
+    return dict(zip(frame["column_name"], frame["data_type"], strict=True))
+
+
 def drop_database(name: str) -> None:
     """Drop a database, disconnecting its sessions (tests and throwaway builds)."""
     settings = config.settings(name)
@@ -160,8 +271,11 @@ def drop_database(name: str) -> None:
         conn.close()
 
 
-def grant_read(conn: Connection, schema: str) -> None:
-    """Let the read-only reporting role read a results schema, where the role exists."""
+def grant_read(conn: Warehouse, schema: str) -> None:
+    """Let the read-only reporting role read a results schema, where the role exists (local
+    Spark has no roles: nothing to do)."""
+    if is_spark(conn):
+        return
     role = config.REPORTING_ROLE
     if not read_sql(conn, "select 1 from pg_roles where rolname = %s", (role,)).empty:
         execute(conn, f"grant usage on schema {schema} to {role}")
@@ -172,3 +286,76 @@ def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """The frame with exactly a table's columns, in order (missing ones NULL), for COPY."""
     out = frame.reindex(columns=list(columns))
     return out.astype(object).where(out.notna(), None)
+
+
+# --------------------------------------------------------------------------- Spark
+
+# Postgres types of the jobs' tables and casts -> Spark's (Spark has no text, no jsonb).
+_SPARK_TYPES = {
+    "text": "string", "jsonb": "string", "double precision": "double", "integer": "int",
+    "bigint": "bigint", "boolean": "boolean", "date": "date", "timestamp": "timestamp",
+}
+# Spark's type names -> what Postgres' information_schema calls them.
+_POSTGRES_NAMES = {
+    "string": "text", "double": "double precision", "float": "real", "int": "integer",
+    "bigint": "bigint", "smallint": "smallint", "tinyint": "smallint", "boolean": "boolean",
+    "date": "date", "timestamp": "timestamp without time zone",
+    "timestamp_ntz": "timestamp without time zone",
+}
+# Spark column types -> the Arrow types createDataFrame maps onto them. Timestamps are UTC
+# instants (naive ones would become TIMESTAMP_NTZ); the session time zone is UTC too.
+_ARROW_TYPES = {
+    "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(), "int": pa.int32(),
+    "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_MARKERS = re.compile(r"%%|%s|%\((\w+)\)s")
+
+
+def _postgres_name(spark_type: str) -> str:
+    if spark_type.startswith("decimal"):
+        return "numeric"
+    return _POSTGRES_NAMES.get(spark_type, spark_type)
+
+
+def _spark_session() -> SparkSession:
+    from python_jobs import spark  # spark imports this module: import on use
+
+    return spark.session()
+
+
+def _spark_sql(spark: SparkSession, query: str, params: tuple | dict | None) -> SparkFrame:
+    """Run psycopg2-style query text on Spark: %s -> ?, %(name)s -> :name, %% -> %; the
+    values go to Spark as parameters. Without params psycopg2 leaves the text alone, so do we."""
+    if params is None:
+        return spark.sql(query)
+
+    def marker(match: re.Match) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        return "?" if match.group(0) == "%s" else f":{match.group(1)}"
+
+    args = dict(params) if isinstance(params, dict) else list(params)
+    return spark.sql(_MARKERS.sub(marker, query), args=args)
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A Spark result as the Postgres path gives it: naive UTC timestamps, dates as dates."""
+    fields = [pa.field(f.name, pa.timestamp(f.type.unit))
+              if pa.types.is_timestamp(f.type) and f.type.tz else f for f in table.schema]
+    return table.cast(pa.schema(fields)).to_pandas()
+
+
+def _spark_append(spark: SparkSession, table: str, frame: pd.DataFrame) -> int:
+    """Append a frame to a Spark table as one Arrow table in the table's column types
+    (missing columns null; extra ones are an error, as with COPY)."""
+    schema = spark.table(table).schema
+    extra = set(frame.columns) - set(schema.fieldNames())
+    if extra:
+        raise ValueError(f"{table} has no column(s) {sorted(extra)}")
+    arrow_schema = pa.schema([pa.field(f.name, _ARROW_TYPES[f.dataType.simpleString()])
+                              for f in schema.fields])
+    batch = pa.Table.from_pandas(frame.reindex(columns=schema.fieldNames()),
+                                 schema=arrow_schema, preserve_index=False)
+    # insertInto matches columns by position: the Arrow table is in the table's order.
+    spark.createDataFrame(batch).write.insertInto(table)
+    return len(frame)

@@ -298,16 +298,20 @@ def register(spark: SparkSession, raw_dir: Path) -> dict[str, int]:
 # --------------------------------------------------------------------------- dbt
 
 
-def dbt_build(dbt_args: list[str], target_path: Path, project_dir: Path = config.ROOT) -> bool:
-    """dbt build --target spark in this process, so it uses the session (and the Derby lock)
-    this process already holds."""
+def dbt_build(dbt_args: list[str], target_path: Path, project_dir: Path = config.ROOT,
+              command: str = "build") -> bool:
+    """dbt build (or another `command`, e.g. run) --target spark in this process, so it uses
+    the session (and the Derby lock) this process already holds."""
     from dbt.cli.main import dbtRunner
 
-    args = ["build", "--target", "spark", "--project-dir", str(project_dir),
+    args = [command, "--target", "spark", "--project-dir", str(project_dir),
             "--profiles-dir", str(project_dir), "--target-path", str(target_path),
             *dbt_args]
     log.info("dbt %s", " ".join(args))
-    return bool(dbtRunner().invoke(args).success)
+    result = dbtRunner().invoke(args)
+    if result.exception is not None:  # e.g. a bad option: dbt printed nothing about it
+        log.error("dbt %s failed: %s", command, result.exception)
+    return bool(result.success)
 
 
 # --------------------------------------------------------------------------- compare

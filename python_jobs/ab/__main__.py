@@ -13,7 +13,9 @@ proportions by Cohen's h (arcsine) with the normal distribution, means by the no
 
 `analyze` reads marts.fct_experiment_user_metrics (dbt build --select
 +fct_experiment_user_metrics first), appends one run to ab.experiment_results, ab.srm_checks
-and ab.runs, and writes a markdown report per experiment (python_jobs/ab/analyze.py).
+and ab.runs, and writes a markdown report per experiment (python_jobs/ab/analyze.py). It works
+on the engine dbt builds on: DBT_TARGET (default postgres; spark = Spark database `ab`).
+`assign` writes raw tables, which live in PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -76,9 +78,10 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"error: give --experiment NAME or --all (experiments of the metrics mart "
               f"{analyze.USER_METRICS})", file=sys.stderr)
         return 2
-    with db.connect(args.database) as conn:
-        experiments = analyze.experiment_ids(conn) if args.all else args.experiment
-        missing = sorted(set(experiments) - set(analyze.experiment_ids(conn)))
+    with db.connect(args.database, db.dbt_target()) as conn:
+        known = analyze.experiment_ids(conn)
+        experiments = known if args.all else args.experiment
+        missing = sorted(set(experiments) - set(known))
         if missing:
             print(f"error: no enrolled users in {analyze.USER_METRICS} for "
                   f"{', '.join(missing)}", file=sys.stderr)

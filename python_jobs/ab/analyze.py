@@ -23,6 +23,11 @@ chi-square row is an omnibus check and stays unadjusted. is_significant = Holm p
 Each invocation is one run (run_id, run_at): rows are appended to ab.experiment_results,
 ab.srm_checks and ab.runs; the views ab.latest_experiment_results and ab.latest_srm_checks
 keep the latest run of every experiment. The reporting role gets usage and select on ab.
+
+On the Spark target (DBT_TARGET=spark) the same reads go to Spark's marts and staging
+databases and the same tables and views are Parquet tables in Spark database `ab`. Spark has
+no transactions: ab.runs is written last, so the latest_* views (joined on ab.runs) never show
+an experiment whose writing failed half-way.
 """
 
 from __future__ import annotations
@@ -88,13 +93,13 @@ RUN_COLUMNS: dict[str, str] = {
 
 # --- reading ----------------------------------------------------------------------------------
 
-def experiment_ids(conn: db.Connection) -> list[str]:
+def experiment_ids(conn: db.Warehouse) -> list[str]:
     """Experiments with at least one enrolled user in the mart."""
     frame = db.read_sql(conn, f"select distinct experiment_id from {USER_METRICS} order by 1")
     return frame["experiment_id"].tolist()
 
 
-def read_experiment(conn: db.Connection, experiment_id: str) -> dict:
+def read_experiment(conn: db.Warehouse, experiment_id: str) -> dict:
     """The experiment's definition (or None), its variants with weights, in the staging order
     with the control first."""
     meta = db.read_sql(conn, f"select * from {EXPERIMENTS} where experiment_id = %s",
@@ -106,12 +111,15 @@ def read_experiment(conn: db.Connection, experiment_id: str) -> dict:
     return {"meta": None if meta.empty else meta.iloc[0].to_dict(), "variants": variants}
 
 
-def read_user_metrics(conn: db.Connection, experiment_id: str,
+def read_user_metrics(conn: db.Warehouse, experiment_id: str,
                       chunk_rows: int = 100_000) -> pd.DataFrame:
-    """The experiment's rows of the mart, streamed through a server-side cursor."""
+    """The experiment's rows of the mart (one per enrolled user), streamed through a
+    server-side cursor; on Spark they arrive as one Arrow result, bounded by the
+    experiment's users. Ordered by the assignment id, so both engines give the same frame."""
+    order = db.byte_order_sql(db.engine(conn), "experiment_assignment_id")
     chunks = list(db.stream_sql(
-        conn, f"select * from {USER_METRICS} where experiment_id = %s "
-              "order by experiment_assignment_id", (experiment_id,), chunk_rows=chunk_rows))
+        conn, f"select * from {USER_METRICS} where experiment_id = %s order by {order}",
+        (experiment_id,), chunk_rows=chunk_rows))
     if not chunks:
         return pd.DataFrame()
     return pd.concat(chunks, ignore_index=True)
@@ -188,6 +196,10 @@ def metric_rows(users: pd.DataFrame, order: Sequence[str], experiment_id: str,
             frames.append(frame)
         if kind == "proportion" and len(present) >= 2:
             frames.append(_chi_square_row(values, present, name, experiment_id, alpha))
+    if not frames:  # a thin experiment must not stop the run over the others
+        log.warning("%s: no metric has two users in the control and another variant",
+                    experiment_id)
+        frames.append(stats.rows_to_frame([]).assign(metric_kind=None))
     out = pd.concat(frames, ignore_index=True)
     return out.drop(columns=["p_value_adjusted", "correction"])
 
@@ -251,17 +263,13 @@ def analyze_frame(users: pd.DataFrame, variants: pd.DataFrame, experiment_id: st
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _ddl(table: str, columns: dict[str, str]) -> str:
-    cols = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-    return f"create table if not exists {SCHEMA}.{table} ({cols})"
-
-
-def ensure_schema(conn: db.Connection) -> None:
-    """The ab tables and latest-run views (idempotent), readable by the reporting role."""
+def ensure_schema(conn: db.Warehouse) -> None:
+    """The ab tables and latest-run views (idempotent), readable by the reporting role. The
+    views' SQL is the same on both engines."""
     db.execute(conn, f"create schema if not exists {SCHEMA}")
-    db.execute(conn, _ddl("experiment_results", RESULT_COLUMNS))
-    db.execute(conn, _ddl("srm_checks", SRM_COLUMNS))
-    db.execute(conn, _ddl("runs", RUN_COLUMNS))
+    db.create_table(conn, f"{SCHEMA}.experiment_results", RESULT_COLUMNS)
+    db.create_table(conn, f"{SCHEMA}.srm_checks", SRM_COLUMNS)
+    db.create_table(conn, f"{SCHEMA}.runs", RUN_COLUMNS)
     latest = (f"select run_id, experiment_id from (select run_id, experiment_id, row_number() "
               f"over (partition by experiment_id order by run_at desc, run_id desc) as rank "
               f"from {SCHEMA}.runs) as ranked where rank = 1")
@@ -273,12 +281,19 @@ def ensure_schema(conn: db.Connection) -> None:
     db.grant_read(conn, SCHEMA)
 
 
-def write_run(conn: db.Connection, results: pd.DataFrame, srm_rows: pd.DataFrame,
-              run: dict) -> None:
+def write_run(conn: db.Warehouse, results: pd.DataFrame, srm_rows: pd.DataFrame,
+              runs: pd.DataFrame) -> None:
+    """Append one run's rows, every experiment at once (one append per table is what costs
+    on Spark); ab.runs last, so the latest_* views only ever see complete experiments."""
     ensure_schema(conn)
     db.copy_frame(conn, f"{SCHEMA}.experiment_results", db.conform(results, RESULT_COLUMNS))
     db.copy_frame(conn, f"{SCHEMA}.srm_checks", db.conform(srm_rows, SRM_COLUMNS))
-    db.copy_frame(conn, f"{SCHEMA}.runs", db.conform(pd.DataFrame([run]), RUN_COLUMNS))
+    db.copy_frame(conn, f"{SCHEMA}.runs", db.conform(runs, RUN_COLUMNS))
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def new_run() -> tuple[str, datetime]:
@@ -286,7 +301,7 @@ def new_run() -> tuple[str, datetime]:
     return f"{run_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", run_at
 
 
-def analyze_experiment(conn: db.Connection, experiment_id: str, run_id: str,
+def analyze_experiment(conn: db.Warehouse, experiment_id: str, run_id: str,
                        run_at: datetime, *, alpha: float = 0.05,
                        srm_threshold: float = 0.001) -> dict | None:
     """Analyse one experiment (nothing is written): its results, SRM rows, run row and what
@@ -314,7 +329,7 @@ def analyze_experiment(conn: db.Connection, experiment_id: str, run_id: str,
             "variants": definition["variants"]}
 
 
-def run(conn: db.Connection, experiments: Sequence[str], *, report_path: str | None = None,
+def run(conn: db.Warehouse, experiments: Sequence[str], *, report_path: str | None = None,
         alpha: float = 0.05, srm_threshold: float = 0.001) -> tuple[str, list[dict]]:
     """One run over the given experiments: analyse, write the markdown reports (to
     `report_path`: a folder, or a .md file for a single experiment; default output/ab), then
@@ -329,6 +344,9 @@ def run(conn: db.Connection, experiments: Sequence[str], *, report_path: str | N
         path = report.report_file(report_path, experiment_id, single=len(experiments) == 1)
         report.write(path, outcome)
         outcome["run"]["report_path"] = str(path)
-        write_run(conn, outcome["results"], outcome["srm"], outcome["run"])
         outcomes.append(outcome)
+    if outcomes:
+        write_run(conn, _concat([o["results"] for o in outcomes]),
+                  _concat([o["srm"] for o in outcomes]),
+                  pd.DataFrame([o["run"] for o in outcomes]))
     return run_id, outcomes

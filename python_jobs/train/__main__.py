@@ -10,6 +10,11 @@ trained is one run appended to ml.model_runs, ml.model_metrics, ml.model_coeffic
 ml.model_predictions and ml.calibration (one transaction per run); the ml.latest_* views show
 the latest run of each model. Then `dbt build --select fct_play_skip_scores` scores every play
 in SQL with the latest skip model. Settings: python_jobs/train/defaults.yml (docs/models.md).
+
+The marts are read from, and the runs written to, the engine dbt builds on: DBT_TARGET
+(default postgres; spark = the in-process SparkSession, Spark database `ml`, docs/spark.md).
+On Spark a run is not one transaction: the model_runs row is written last, so the latest_*
+views never show a run that failed half-way. Peak memory counts this process, not Spark's JVM.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_one(conn: db.Connection, name: str, train_settings: settings.TrainSettings) -> dict:
+def train_one(conn: db.Warehouse, name: str, train_settings: settings.TrainSettings) -> dict:
     """Train one model and append its run to schema ml (in the caller's transaction)."""
     stamp = store.new_run(name)
     predictions = 0
@@ -115,14 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: bad settings: {error}", file=sys.stderr)
         return 2
     names = [args.model] if args.model else list(MODELS)
-    with db.connect(args.database) as conn:
+    target = db.dbt_target()
+    with db.connect(args.database, target) as conn:
         store.ensure_schema(conn)
     if args.init_only:
         print("ml schema ready (tables and latest_* views); nothing trained")
         return 0
     for name in names:
         try:
-            with db.connect(args.database) as conn:
+            with db.connect(args.database, target) as conn:
                 outcome = train_one(conn, name, train_settings)
         except LookupError as error:
             print(f"error: {name}: {error}", file=sys.stderr)

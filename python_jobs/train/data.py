@@ -3,6 +3,12 @@
 Every feature is read with the same cast the SQL scoring model applies (numeric and boolean
 columns as double precision, booleans as 0/1; categoricals as text with null = __missing__),
 so Python and SQL see identical inputs.
+
+The marts may be on PostgreSQL or Spark (db.connect(target=...)). Both engines give the same
+rows in the same order: the sample is the same md5 bits, rows come ordered by (day, key),
+read in the same blocks of whole days. On Spark a query's whole result arrives at once (as
+Arrow), so a block of at most BLOCK_ROWS rows is what bounds memory there; on PostgreSQL the
+server-side cursor's chunk_rows does.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 MISSING = "__missing__"
 HASH_BUCKETS = 2**32
 NUMERIC_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
+BLOCK_ROWS = 500_000  # about 200 MB of Arrow at the skip mart's 50 columns
 
 
 @dataclass(frozen=True)
@@ -47,49 +54,47 @@ class Source:
     label: str
 
 
-def column_types(conn: db.Connection, table: str) -> dict[str, str]:
-    schema, name = table.split(".")
-    frame = db.read_sql(
-        conn, "select column_name, data_type from information_schema.columns "
-              "where table_schema = %s and table_name = %s order by ordinal_position",
-        (schema, name))
-    if frame.empty:
+def column_types(conn: db.Warehouse, table: str) -> dict[str, str]:
+    """Column -> Postgres type name (on Spark too: db maps Spark's names)."""
+    types = db.column_types(conn, table)
+    if not types:
         raise LookupError(f"{table} does not exist: run dbt build first (README)")
-    return dict(zip(frame["column_name"], frame["data_type"], strict=True))
+    return types
 
 
-def numeric_expression(column: str, data_type: str) -> str:
+def numeric_expression(column: str, data_type: str, engine: str = "postgres") -> str:
+    double = db.sql_type(engine, "double precision")
     if data_type == "boolean":
-        return f"cast(cast({column} as integer) as double precision)"
+        return f"cast(cast({column} as {db.sql_type(engine, 'integer')}) as {double})"
     if data_type not in NUMERIC_TYPES:
         raise TypeError(f"{column} ({data_type}) cannot be a numeric feature")
-    return f"cast({column} as double precision)"
+    return f"cast({column} as {double})"
 
 
-def categorical_expression(column: str) -> str:
-    return f"coalesce(cast({column} as text), '{MISSING}')"
+def categorical_expression(column: str, engine: str = "postgres") -> str:
+    return f"coalesce(cast({column} as {db.sql_type(engine, 'text')}), '{MISSING}')"
 
 
 def select_list(source: Source, types: dict[str, str], numeric: tuple[str, ...],
-                categorical: tuple[str, ...]) -> str:
+                categorical: tuple[str, ...], engine: str = "postgres") -> str:
     missing = [c for c in (*numeric, *categorical) if c not in types]
     if missing:
         raise LookupError(f"{source.table} has no column(s) {missing}")
     label_type = types[source.label]
     parts = [*source.keys, source.date_column,
-             f"{numeric_expression(source.label, label_type)} as {source.label}"]
-    parts += [f"{numeric_expression(c, types[c])} as {c}" for c in numeric]
-    parts += [f"{categorical_expression(c)} as {c}" for c in categorical]
+             f"{numeric_expression(source.label, label_type, engine)} as {source.label}"]
+    parts += [f"{numeric_expression(c, types[c], engine)} as {c}" for c in numeric]
+    parts += [f"{categorical_expression(c, engine)} as {c}" for c in categorical]
     return ", ".join(parts)
 
 
-def split_window(conn: db.Connection, source: Source, test_days: int,
+def split_window(conn: db.Warehouse, source: Source, test_days: int,
                  split_date: str | None) -> Window:
     """The last `test_days` days present in the mart are held out (or from split_date on)."""
     bounds = db.read_sql(conn, f"select min({source.date_column}) as first_day, "
                                f"max({source.date_column}) as last_day from {source.table}")
     first, last = bounds.iloc[0]["first_day"], bounds.iloc[0]["last_day"]
-    if first is None:
+    if pd.isna(first):
         raise LookupError(f"{source.table} is empty")
     test_start = (date.fromisoformat(split_date) if split_date
                   else last - timedelta(days=test_days - 1))
@@ -99,24 +104,38 @@ def split_window(conn: db.Connection, source: Source, test_days: int,
     return Window(first, test_start - timedelta(days=1), test_start, last)
 
 
-def hash_predicate(key: str, fraction: float) -> str:
+def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
     """A deterministic Bernoulli sample: the first 32 bits of md5(key) below fraction * 2^32.
-    The same keys are drawn on every run of the same data, whatever the row order."""
+    The same keys are drawn on every run of the same data, whatever the row order or engine."""
     threshold = int(np.ceil(fraction * HASH_BUCKETS))
-    return f"('x' || substr(md5({key}), 1, 8))::bit(32)::bigint < {threshold}"
+    return f"{db.md5_bits_sql(engine, key)} < {threshold}"
 
 
-def count_rows(conn: db.Connection, source: Source, first: date, last: date) -> int:
-    frame = db.read_sql(conn, f"select count(*) as n from {source.table} where "
-                              f"{source.date_column} between %s and %s", (first, last))
-    return int(frame.iloc[0]["n"])
+def day_blocks(conn: db.Warehouse, source: Source, first: date,
+               last: date) -> list[tuple[date, date, int]]:
+    """[first, last] as consecutive blocks of whole days of at most BLOCK_ROWS rows (a bigger
+    day is a block of its own): (first day, last day, rows) each."""
+    counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
+                               f"{source.table} where {source.date_column} between %s and %s "
+                               "group by 1 order by 1", (first, last))
+    blocks: list[tuple[date, date, int]] = []
+    for day, n in zip(counts["day"], counts["n"].astype(int), strict=True):
+        if blocks and blocks[-1][2] + n <= BLOCK_ROWS:
+            blocks[-1] = (blocks[-1][0], day, blocks[-1][2] + n)
+        else:
+            blocks.append((day, day, n))
+    return blocks
 
 
-def query(source: Source, columns: str, sample_fraction: float | None = None) -> str:
+def query(source: Source, columns: str, sample_fraction: float | None = None,
+          engine: str = "postgres") -> str:
+    """One block's rows, ordered by (day, key) so that every engine and every blocking
+    gives the same order (the fit sums rows in this order)."""
     where = f"{source.date_column} between %s and %s"
     if sample_fraction is not None and sample_fraction < 1:
-        where += f" and {hash_predicate(source.keys[0], sample_fraction)}"
-    return f"select {columns} from {source.table} where {where} order by {source.keys[0]}"
+        where += f" and {hash_predicate(source.keys[0], sample_fraction, engine)}"
+    return (f"select {columns} from {source.table} where {where} order by "
+            f"{source.date_column}, {db.byte_order_sql(engine, source.keys[0])}")
 
 
 def typed_chunk(chunk: pd.DataFrame, source: Source, numeric: tuple[str, ...],
@@ -137,7 +156,7 @@ def typed_chunk(chunk: pd.DataFrame, source: Source, numeric: tuple[str, ...],
     return out
 
 
-def stream_frames(conn: db.Connection, sql: str, params: tuple, source: Source,
+def stream_frames(conn: db.Warehouse, sql: str, params: tuple, source: Source,
                   numeric: tuple[str, ...], categorical: tuple[str, ...],
                   chunk_rows: int, keep_keys: bool = True) -> Iterator[pd.DataFrame]:
     for chunk in db.stream_sql(conn, sql, params, chunk_rows=chunk_rows):
@@ -163,19 +182,24 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def read_training(conn: db.Connection, source: Source, window: Window,
+def read_training(conn: db.Warehouse, source: Source, window: Window,
                   numeric: tuple[str, ...], categorical: tuple[str, ...],
                   sample_rows: int | None, chunk_rows: int) -> tuple[pd.DataFrame, dict]:
-    """The training days (hash-sampled to about sample_rows), streamed chunk by chunk; the
-    frame holds the date, label and features (no keys: training does not need them)."""
+    """The training days (hash-sampled to about sample_rows), streamed block by block and
+    chunk by chunk; the frame holds the date, label and features (no keys: training does
+    not need them)."""
+    engine = db.engine(conn)
     types = column_types(conn, source.table)
-    population = count_rows(conn, source, window.train_start, window.train_end)
+    blocks = day_blocks(conn, source, window.train_start, window.train_end)
+    population = sum(rows for _, _, rows in blocks)
     fraction = None
     if sample_rows is not None and population > sample_rows:
         fraction = sample_rows / population
-    sql = query(source, select_list(source, types, numeric, categorical), fraction)
-    frames = list(stream_frames(conn, sql, (window.train_start, window.train_end), source,
-                                numeric, categorical, chunk_rows, keep_keys=False))
+    sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
+                engine)
+    frames = [frame for first, last, _ in blocks
+              for frame in stream_frames(conn, sql, (first, last), source, numeric,
+                                         categorical, chunk_rows, keep_keys=False)]
     frame = concat_frames(frames, categorical)
     del frames
     release_freed_memory()
@@ -189,11 +213,15 @@ def read_training(conn: db.Connection, source: Source, window: Window,
     return frame, info
 
 
-def stream_test(conn: db.Connection, source: Source, window: Window,
+def stream_test(conn: db.Warehouse, source: Source, window: Window,
                 numeric: tuple[str, ...], categorical: tuple[str, ...],
                 chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Every held-out row, chunk by chunk (never sampled, never held whole)."""
+    """Every held-out row, block by block and chunk by chunk (never sampled, never held
+    whole)."""
+    engine = db.engine(conn)
     types = column_types(conn, source.table)
-    sql = query(source, select_list(source, types, numeric, categorical))
-    yield from stream_frames(conn, sql, (window.test_start, window.test_end), source,
-                             numeric, categorical, chunk_rows)
+    sql = query(source, select_list(source, types, numeric, categorical, engine),
+                engine=engine)
+    for first, last, _ in day_blocks(conn, source, window.test_start, window.test_end):
+        yield from stream_frames(conn, sql, (first, last), source, numeric, categorical,
+                                 chunk_rows)

@@ -7,6 +7,9 @@
     ml.model_predictions   every held-out row: play_id (skip) / session_id, label, prediction
     ml.calibration         deciles of P(skip): mean predicted vs observed rate
     ml.latest_<table>      the same rows restricted to the latest run of each model
+
+The same tables and views on the Spark target (DBT_TARGET=spark): Spark database `ml`,
+Parquet tables in Spark's types (text and jsonb are strings there), no indexes, no grants.
 """
 
 from __future__ import annotations
@@ -60,27 +63,17 @@ TABLES: dict[str, dict[str, str]] = {
     "model_coefficients": COEFFICIENT_COLUMNS, "model_predictions": PREDICTION_COLUMNS,
     "calibration": CALIBRATION_COLUMNS,
 }
-INDEXES = (
-    "create index if not exists model_metrics_run_id on ml.model_metrics (run_id)",
-    "create index if not exists model_coefficients_run_id on ml.model_coefficients (run_id)",
-    "create index if not exists model_predictions_run_id on ml.model_predictions (run_id)",
-    "create index if not exists calibration_run_id on ml.calibration (run_id)",
-)
+INDEXED = ("model_metrics", "model_coefficients", "model_predictions", "calibration")
 
 
-def _ddl(table: str, columns: dict[str, str]) -> str:
-    cols = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-    return f"create table if not exists {SCHEMA}.{table} ({cols})"
-
-
-def ensure_schema(conn: db.Connection) -> None:
+def ensure_schema(conn: db.Warehouse) -> None:
     """The ml tables (empty on a fresh database) and latest-run views, idempotent; readable
-    by the reporting role when it exists."""
+    by the reporting role when it exists. The views' SQL is the same on both engines."""
     db.execute(conn, f"create schema if not exists {SCHEMA}")
     for table, columns in TABLES.items():
-        db.execute(conn, _ddl(table, columns))
-    for statement in INDEXES:
-        db.execute(conn, statement)
+        db.create_table(conn, f"{SCHEMA}.{table}", columns)
+    for table in INDEXED:
+        db.create_index(conn, f"{SCHEMA}.{table}", "run_id")
     latest = (f"select run_id from (select run_id, row_number() over (partition by model "
               f"order by trained_at desc, run_id desc) as run_rank from {SCHEMA}.model_runs) "
               "as ranked where run_rank = 1")
@@ -94,7 +87,7 @@ def ensure_schema(conn: db.Connection) -> None:
     db.grant_read(conn, SCHEMA)
 
 
-def append(conn: db.Connection, table: str, frame: pd.DataFrame, stamp: dict) -> int:
+def append(conn: db.Warehouse, table: str, frame: pd.DataFrame, stamp: dict) -> int:
     return db.copy_frame(conn, f"{SCHEMA}.{table}",
                          db.conform(frame.assign(**stamp), TABLES[table]))
 

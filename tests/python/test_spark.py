@@ -1,5 +1,16 @@
-"""The Spark target: profile = session settings, Parquet export, compare, and one end-to-end
-build (Postgres and Spark from the same generated data, every portable mart equal).
+"""The Spark target: profile = session settings, Parquet export, compare, and end to end on
+one generated data set (300 sessions) built once on each engine, shared by every slow test:
+
+1. the newest full day of raw.listening_events is held back (as python_jobs.bench does);
+   Spark builds the whole project (first run: every incremental model created from scratch);
+2. the day is restored; Postgres builds the whole project in one full build;
+3. Spark exports and registers raw again and runs dbt WITHOUT --full-refresh: the
+   incremental models overwrite only their lookback days (insert_overwrite);
+4. every mart and intermediate model: Spark (incremental) == Postgres (full), 1e-9 relative.
+   Spark == Postgres on full builds is what this comparison established before incremental
+   runs were part of it, so equality here says: incremental run == full refresh on Spark;
+5. the Python jobs on both engines (DBT_TARGET unset / spark): ab analyze gives the same
+   numbers, train the same rows and the same fit, and the SQL scoring mart builds on Spark.
 
 Spark needs Java and pyspark + dbt-spark[session] (scripts/spark-setup.sh). Without them the
 Spark tests skip, except under CI (env CI set), where they fail: CI must exercise the target.
@@ -9,26 +20,33 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import jinja2
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from python_jobs import config, contract, db, dbt_cli, generate, spark
+from python_jobs import bench, config, contract, db, dbt_cli, generate, spark, warehouse
+from python_jobs.ab import __main__ as ab_cli
+from python_jobs.train import __main__ as train_cli
+from python_jobs.train import data, skip
 
-# The marts that build on Spark with the models as they are (with all their parents; the
-# intermediate layer under them is compared too). The others fail there until the dbt project
-# gets the fixes in docs/spark.md ("Portability fixes"): `+file_format: parquet` on models
-# (else dbt-spark runs `alter column set not null` for enforced not_null constraints, which
-# only Delta supports: dim_artists, dim_users, dim_playlists, fct_dau_mau, ...), a
-# `spark__type_float` returning double (Spark's float is 32-bit: dim_tracks' contract), and
-# row_number() cast to bigint in int_plays_sessionized (Spark's is int: fct_plays' contract).
-# Add marts as they become portable; None builds and compares every mart.
-PORTABLE_MARTS: list[str] | None = None
+DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "spark_e2e"
+SESSIONS = 300
+# Unit tests run in the Postgres suite; data tests already ran on Postgres, and on Spark the
+# point is the numbers (its data tests would triple the run time).
+NO_TESTS = ["--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
+ML_MODELS = ["--select", "path:models/staging/ml", "path:models/marts/ml"]
+# Small enough that the skip model's training days are hash-sampled (about 3,500 plays in
+# them), so the md5 sample is compared across engines too; the sessions are not sampled.
+SAMPLE_ROWS = 2000
 
 
 def _require_spark() -> None:
@@ -116,6 +134,42 @@ def test_mart_keys_from_manifest(tmp_path):
                                      "fct_c": ["day", "user_id"]}
 
 
+def test_db_speaks_spark_through_the_same_calls():
+    """db on a SparkSession (a stand-in recording its SQL): psycopg2-style parameters become
+    Spark's markers with the values bound, results come through Arrow as the Postgres path
+    gives them, DDL speaks Spark's types."""
+    calls: list[tuple[str, object]] = []
+    result = pa.table({"at": pa.array([datetime(2026, 1, 2, 3, 4, 5, 6)],
+                                      pa.timestamp("us", tz="UTC")), "n": [7]})
+
+    def sql(query: str, args: object = None) -> SimpleNamespace:
+        calls.append((query, args))
+        return SimpleNamespace(toArrow=lambda: result, collect=list)
+
+    fake = SimpleNamespace(sql=sql)
+    assert db.is_spark(fake) and db.engine(fake) == "spark"
+    frame = db.read_sql(fake, "select * from t where a = %s and b like 'x%%'", (1,))
+    assert calls[-1] == ("select * from t where a = ? and b like 'x%'", [1])
+    assert frame["at"].iloc[0] == pd.Timestamp("2026-01-02 03:04:05.000006")  # naive UTC
+    db.read_sql(fake, "select 1 where c = %(c)s", {"c": "v"})
+    assert calls[-1] == ("select 1 where c = :c", {"c": "v"})
+    db.execute(fake, "select '100%%'")  # no parameters: psycopg2 leaves the text alone
+    assert calls[-1] == ("select '100%%'", None)
+    assert [len(c) for c in db.stream_sql(fake, "select 2", (), chunk_rows=1)] == [1]
+    db.create_table(fake, "ml.x", {"a": "text", "b": "double precision", "c": "jsonb"})
+    assert calls[-1][0] == ("create table if not exists ml.x (a string, b double, c string) "
+                            "using parquet")
+    db.grant_read(fake, "ml")  # no roles on Spark: no SQL at all
+    assert calls[-1][0].startswith("create table")
+
+    source = skip.SOURCE
+    spark_query = data.query(source, "play_id", 0.5, "spark")
+    assert "cast(conv(substr(md5(play_id), 1, 8), 16, 10) as bigint) < 2147483648" in spark_query
+    assert spark_query.endswith("order by played_date, play_id")
+    assert data.query(source, "play_id").endswith('order by played_date, play_id collate "C"')
+    assert data.numeric_expression("x", "boolean", "spark") == "cast(cast(x as int) as double)"
+
+
 def test_export_writes_contract_types_and_day_folders(fresh_database, tmp_path):
     database = fresh_database("spark_export")
     assert generate.main(["--sessions", "60", "--seed", "3", "--database", database]) == 0
@@ -147,40 +201,171 @@ def test_export_writes_contract_types_and_day_folders(fresh_database, tmp_path):
     assert again.num_rows == counts["listening_events"]
 
 
-@pytest.mark.slow
-def test_spark_build_matches_postgres(fresh_database, tmp_path, monkeypatch, capsys):
+
+# --- end to end: one build per engine, shared -------------------------------------------------
+
+
+def _created(session, table: str) -> str:
+    """The Spark table's Created Time: a full refresh re-creates the table, an incremental
+    run (insert_overwrite of day partitions) keeps it."""
+    rows = session.sql(f"describe table extended {table}").collect()
+    return next(r.data_type for r in rows if r.col_name == "Created Time")
+
+
+def _incremental_models(manifest_path: Path) -> dict[str, str]:
+    """schema.name of every incremental model -> its date (partition) column."""
+    nodes = json.loads(manifest_path.read_text())["nodes"].values()
+    return {f"{n['schema']}.{n['alias'] or n['name']}": n["config"]["partition_by"][0]
+            for n in nodes if n["resource_type"] == "model"
+            and n["config"].get("materialized") == "incremental"}
+
+
+def _newest_days(session, models: dict[str, str]) -> dict[str, object]:
+    return {table: session.sql(f"select max({column}) as d from {table}").collect()[0].d
+            for table, column in models.items()}
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory) -> Iterator[dict]:
     _require_spark()
-    database = fresh_database("spark_e2e")
-    assert generate.main(["--sessions", "300", "--seed", "5", "--database", database]) == 0
-    # cautious: no test that also reads a mart outside the selection
-    select = (["--select", *(f"+{m}" for m in PORTABLE_MARTS), "--indirect-selection",
-               "cautious"] if PORTABLE_MARTS else [])
-    args = [*select, "--exclude-resource-type", "unit_test"]
-    dbt_cli.run(database, tmp_path / "pg", "build", *args)
+    tmp = tmp_path_factory.mktemp("spark_e2e")
+    raw, target = tmp / "raw", tmp / "target_spark"
+    db.drop_database(DATABASE)
+    warehouse.init(DATABASE)
+    # Spark's metastore and warehouse for this module only (a JVM reads them once: at start).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPARK_STATE_DIR", str(tmp / "spark"))
+        patch.delenv("DBT_TARGET", raising=False)
+        try:
+            assert generate.main(["--sessions", str(SESSIONS), "--seed", "5", "--database",
+                                  DATABASE, "--log-level", "WARNING"]) == 0
+            assert bench.hold_back_last_day(DATABASE) > 0
+            with db.connect(DATABASE) as conn:
+                held_day = db.read_sql(conn, "select min(started_at)::date as d from "
+                                             f"{bench.HOLDBACK}").iloc[0]["d"]
+            # 1. Spark, first run, without the held-back day
+            assert spark.main(["--database", DATABASE, "build", "--raw-dir", str(raw),
+                               "--target-path", str(target), "--", *NO_TESTS]) == 0
+            session = spark.session()
+            incremental = _incremental_models(target / "manifest.json")
+            first_run = {"created": {t: _created(session, t) for t in incremental},
+                         "newest": _newest_days(session, incremental)}
+            # 2. Postgres, one full build of everything with the day back
+            bench.restore_last_day(DATABASE)
+            dbt_cli.run(DATABASE, tmp / "pg", "build", "--exclude-resource-type", "unit_test")
+            # 3. Spark again on the complete raw data: an incremental run
+            spark.export(DATABASE, raw)
+            spark.register(session, raw)
+            assert spark.dbt_build([], target, command="run")  # models only, no seeds
+            yield {"tmp": tmp, "target": target, "session": session, "held_day": held_day,
+                   "incremental": incremental, "first_run": first_run}
+        finally:
+            if not os.environ.get("KEEP_TEST_DATABASES"):
+                db.drop_database(DATABASE)
 
-    # Spark's metastore and warehouse for this test only (a JVM reads them once: at start).
-    monkeypatch.setenv("SPARK_STATE_DIR", str(tmp_path / "spark"))
-    target = tmp_path / "target_spark"
-    # Data tests already ran on Postgres; on Spark the point is the numbers, and its data
-    # tests would triple the run time.
-    code = spark.main(["--database", database, "build", "--raw-dir", str(tmp_path / "raw"),
-                       "--target-path", str(target), "--", *args,
-                       "--exclude-resource-type", "test"])
-    out = capsys.readouterr().out
-    assert code == 0, out[-4000:]
-    assert "dbt build" in out
 
-    marts = ["--marts", ",".join(PORTABLE_MARTS)] if PORTABLE_MARTS else []
-    code = spark.main(["--database", database, "compare", "--target-path", str(target),
-                       *marts])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    compared = [line for line in out.splitlines() if line.endswith("  ok")]
-    assert len(compared) == (len(PORTABLE_MARTS) if PORTABLE_MARTS else len(compared)) > 0
+@pytest.mark.slow
+def test_incremental_run_on_spark_equals_a_full_build(e2e):
+    session, incremental = e2e["session"], e2e["incremental"]
+    assert "marts.fct_plays" in incremental and "intermediate.int_plays_sessionized" in incremental
+    # The second run really was incremental: the same tables, not re-created, and the
+    # held-back day arrived in them by their own insert_overwrite.
+    for table in incremental:
+        assert _created(session, table) == e2e["first_run"]["created"][table], table
+    run_results = json.loads((e2e["target"] / "run_results.json").read_text())["results"]
+    ran = {r["unique_id"].split(".")[-1]: r["status"] for r in run_results}
+    assert all(ran[t.split(".")[1]] == "success" for t in incremental), ran
+    before, after = e2e["first_run"]["newest"], _newest_days(session, incremental)
+    assert before["marts.fct_plays"] < e2e["held_day"] <= after["marts.fct_plays"]
+    assert all(after[t] >= before[t] for t in incremental)
 
-    # The layer under them too: sessionization and flags row by row.
-    code = spark.main(["--database", database, "compare", "--schema", "intermediate",
-                       "--target-path", str(target)])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "int_plays_sessionized" in out
+    manifest = e2e["target"] / "manifest.json"
+    for schema in ("marts", "intermediate"):
+        results = spark.compare(DATABASE, session, manifest, schema=schema)
+        bad = [r for r in results if r["status"] != "ok"]
+        assert results and not bad, spark.format_results(results)
+    assert "int_plays_sessionized" in {r["mart"] for r in results}
+
+
+def _postgres(query: str) -> pd.DataFrame:
+    with db.connect(DATABASE) as conn:
+        return db.read_sql(conn, query)
+
+
+def _same(pg: pd.DataFrame, sp: pd.DataFrame, key: list[str], ignore: tuple[str, ...]) -> None:
+    """Equal within compare's 1e-9 relative, apart from the run's own stamps."""
+    problems = spark.compare_frames(pg.drop(columns=list(ignore)),
+                                    sp.drop(columns=list(ignore)), key)
+    assert not problems, problems
+
+
+@pytest.mark.slow
+def test_ab_analyze_gives_the_same_results_on_both_engines(e2e, monkeypatch):
+    common = ["analyze", "--all", "--database", DATABASE, "--log-level", "WARNING"]
+    assert ab_cli.main([*common, "--report", str(e2e["tmp"] / "ab_pg")]) == 0
+    monkeypatch.setenv("DBT_TARGET", "spark")
+    assert ab_cli.main([*common, "--report", str(e2e["tmp"] / "ab_spark")]) == 0
+
+    session = e2e["session"]
+    stamps = ("run_id", "run_at")
+    for table, key in (("experiment_results", ["experiment_id", "metric", "method", "variant"]),
+                       ("srm_checks", ["experiment_id", "variant"]),
+                       ("runs", ["experiment_id"])):
+        pg = _postgres(f"select * from ab.{table}")
+        sp = session.table(f"ab.{table}").toPandas()
+        assert len(pg) > 0, table
+        ignore = (*stamps, "report_path") if table == "runs" else stamps
+        _same(pg, sp, key, ignore)
+    latest = session.table("ab.latest_experiment_results").toPandas()
+    assert len(latest) == len(_postgres("select * from ab.latest_experiment_results")) > 0
+
+
+@pytest.mark.slow
+def test_train_gives_the_same_fit_on_both_engines(e2e, monkeypatch):
+    args = ["--database", DATABASE, "--sample-rows", str(SAMPLE_ROWS), "--log-level",
+            "WARNING"]
+    assert train_cli.main(args) == 0
+    monkeypatch.setenv("DBT_TARGET", "spark")
+    assert train_cli.main(args) == 0
+    session = e2e["session"]
+
+    def spark_table(name: str) -> pd.DataFrame:
+        return session.table(f"ml.{name}").toPandas()
+
+    # The same rows in: windows, populations, the md5 sample, held-out rows.
+    counts = ["model", "train_start_date", "train_end_date", "test_start_date",
+              "test_end_date", "train_population_rows", "train_rows", "test_rows",
+              "is_sampled", "sample_method", "feature_count", "selected_feature_count"]
+    pg_runs = _postgres("select * from ml.model_runs")[counts].sort_values("model")
+    sp_runs = spark_table("model_runs")[counts].sort_values("model")
+    assert spark.compare_frames(pg_runs, sp_runs, ["model"]) == []
+    skip_run = pg_runs.set_index("model").loc["skip"]
+    assert skip_run["is_sampled"] and skip_run["train_rows"] < skip_run["train_population_rows"]
+
+    # The same fit out: identical rows in identical order give lbfgs and least squares the
+    # same arithmetic; what can differ is the last bits of mart values computed by another
+    # engine (1e-9 relative at most, compared above), which the fit can only damp or pass on.
+    metrics = ["model", "split", "metric", "value"]
+    _same(_postgres("select * from ml.model_metrics")[metrics],
+          spark_table("model_metrics")[metrics], metrics[:3], ())
+    terms = ["model", "term_index", "term", "coefficient", "fill_value", "center", "scale",
+             "is_selected"]
+    _same(_postgres("select * from ml.model_coefficients")[terms],
+          spark_table("model_coefficients")[terms], ["model", "term_index"], ())
+    predictions = ["model", "play_id", "session_id", "event_date", "label", "prediction",
+                   "baseline_prediction"]
+    pg_pred = _postgres("select * from ml.model_predictions")[predictions]
+    sp_pred = spark_table("model_predictions")[predictions]
+    pg_pred["row_key"] = pg_pred["play_id"].fillna(pg_pred["session_id"])
+    sp_pred["row_key"] = sp_pred["play_id"].fillna(sp_pred["session_id"])
+    _same(pg_pred, sp_pred, ["model", "row_key"], ())
+
+    # The SQL scoring mart reads Spark's ml tables and scores every play as Postgres does
+    # (whose build runs the ml models' data tests).
+    assert spark.dbt_build([*ML_MODELS, *NO_TESTS], e2e["target"])
+    dbt_cli.run(DATABASE, e2e["tmp"] / "pg", "build", *ML_MODELS)
+    columns = ["play_id", "linear_predictor", "skip_probability"]
+    pg_scores = _postgres("select * from marts.fct_play_skip_scores")[columns]
+    sp_scores = session.table("marts.fct_play_skip_scores").toPandas()[columns]
+    assert len(pg_scores) > 4000
+    _same(pg_scores, sp_scores, ["play_id"], ())

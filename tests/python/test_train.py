@@ -29,7 +29,7 @@ from python_jobs import config, db, dbt_cli, generate, warehouse
 from python_jobs.train import __main__ as train_cli
 from python_jobs.train import data, settings, skip
 
-DATABASE = "ml_test_train"
+DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "ml_train"
 SESSIONS = 20_000
 SAMPLE_ROWS = 150_000
 ML_MODELS = ["path:models/staging/ml", "path:models/marts/ml"]
