@@ -111,16 +111,17 @@ def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
     return f"{db.md5_bits_sql(engine, key)} < {threshold}"
 
 
-def day_blocks(conn: db.Warehouse, source: Source, first: date,
-               last: date) -> list[tuple[date, date, int]]:
-    """[first, last] as consecutive blocks of whole days of at most BLOCK_ROWS rows (a bigger
-    day is a block of its own): (first day, last day, rows) each."""
+def day_blocks(conn: db.Warehouse, source: Source, first: date, last: date,
+               fraction: float = 1.0) -> list[tuple[date, date, int]]:
+    """[first, last] as consecutive blocks of whole days of at most BLOCK_ROWS rows read (a
+    bigger day is a block of its own; a sample of `fraction` reads that share of a day's
+    rows): (first day, last day, rows in the mart) each."""
     counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
                                f"{source.table} where {source.date_column} between %s and %s "
                                "group by 1 order by 1", (first, last))
     blocks: list[tuple[date, date, int]] = []
     for day, n in zip(counts["day"], counts["n"].astype(int), strict=True):
-        if blocks and blocks[-1][2] + n <= BLOCK_ROWS:
+        if blocks and (blocks[-1][2] + n) * fraction <= BLOCK_ROWS:
             blocks[-1] = (blocks[-1][0], day, blocks[-1][2] + n)
         else:
             blocks.append((day, day, n))
@@ -195,6 +196,8 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
     fraction = None
     if sample_rows is not None and population > sample_rows:
         fraction = sample_rows / population
+        # a sample reads fewer rows per day: fewer, larger blocks (one scan each)
+        blocks = day_blocks(conn, source, window.train_start, window.train_end, fraction)
     sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
                 engine)
     frames = [frame for first, last, _ in blocks
