@@ -61,8 +61,10 @@ def engine(conn: Warehouse) -> str:
     return "spark" if is_spark(conn) else "postgres"
 
 
-def ensure_database(settings: config.Settings) -> None:
-    """Create the target database if missing (the embedded server starts with only postgres)."""
+@contextmanager
+def _server_cursor(settings: config.Settings) -> Iterator[psycopg2.extensions.cursor]:
+    """An autocommit cursor on database postgres, for create/drop database (which cannot run
+    in a transaction); starts the embedded server when the settings point at it."""
     if settings.embedded:
         from python_jobs import warehouse
 
@@ -71,13 +73,18 @@ def ensure_database(settings: config.Settings) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("select 1 from pg_database where datname = %s", (settings.database,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("create database {}").format(
-                    sql.Identifier(settings.database)))
-                log.info("created database %s", settings.database)
+            yield cur
     finally:
         conn.close()
+
+
+def ensure_database(settings: config.Settings) -> None:
+    """Create the target database if missing (the embedded server starts with only postgres)."""
+    with _server_cursor(settings) as cur:
+        cur.execute("select 1 from pg_database where datname = %s", (settings.database,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("create database {}").format(sql.Identifier(settings.database)))
+            log.info("created database %s", settings.database)
 
 
 @contextmanager
@@ -256,19 +263,9 @@ def column_types(conn: Warehouse, table: str) -> dict[str, str]:
 
 def drop_database(name: str) -> None:
     """Drop a database, disconnecting its sessions (tests and throwaway builds)."""
-    settings = config.settings(name)
-    if settings.embedded:
-        from python_jobs import warehouse
-
-        warehouse.up(quiet=True)
-    conn = psycopg2.connect(**settings.dsn("postgres"))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(name)))
-    finally:
-        conn.close()
+    with _server_cursor(config.settings(name)) as cur:
+        cur.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))
 
 
 def grant_read(conn: Warehouse, schema: str) -> None:
