@@ -195,41 +195,11 @@ member_periods as (
 ),
 
 segmented as (
-    select
-        'all' as segment_type,
-        'all' as segment_value,
-        cohort_grain,
-        cohort_start_date,
-        period_unit,
-        period_length_days,
-        period_number,
-        is_active,
-        is_active_on_or_after
-    from member_periods
-    union all
-    select
-        'tier' as segment_type,
-        tier as segment_value,
-        cohort_grain,
-        cohort_start_date,
-        period_unit,
-        period_length_days,
-        period_number,
-        is_active,
-        is_active_on_or_after
-    from member_periods
-    union all
-    select
-        'country' as segment_type,
-        country_code as segment_value,
-        cohort_grain,
-        cohort_start_date,
-        period_unit,
-        period_length_days,
-        period_number,
-        is_active,
-        is_active_on_or_after
-    from member_periods
+    {{ segment_rows('member_periods', [
+        ['all', "'all'"],
+        ['tier', 'tier'],
+        ['country', 'country_code'],
+    ]) }}
 ),
 
 aggregated as (
