@@ -8,7 +8,8 @@ with its stored password connects, cannot read raw and cannot run COPY ... PROGR
 user (`nobody`, through setpriv, with the system's python3 so it works when the clone is under
 /root) can neither read the password file nor log in without a password; the server's
 processes hold no gid 0; the 700 parent is still 700; a trust cluster of an earlier version is
-upgraded on the next `up` with one line; a full disk gives one line, no traceback.
+upgraded on the next `up` with one line; a full disk makes `up` and a load stop with
+one line, no traceback.
 
 Parts that need root (another OS user, the server user, mounting a small tmpfs) are skipped
 when not root, except under CI (env CI set), where CI runs as root.
@@ -306,26 +307,52 @@ def test_a_trust_cluster_is_upgraded_on_the_next_up(server):
     assert _warehouse(state, "up").stdout.count("upgraded") == 0
 
 
-def test_a_full_disk_gives_one_line():
-    """`up` on a 16 MB tmpfs: initdb runs out of space; the message says so in one line."""
+def _fill(mount: Path, leave_mb: int) -> None:
+    """Leave about leave_mb MB free on the tmpfs."""
+    (mount / "filler").unlink(missing_ok=True)
+    free_mb = shutil.disk_usage(mount).free // 2**20
+    subprocess.run(["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=1M",
+                    f"count={max(free_mb - leave_mb, 0)}"], capture_output=True, check=True)
+
+
+def _last_line_says_full(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "full" in last and "free space" in last, result.stderr
+
+
+def test_a_full_disk_gives_one_line(tmp_path):
+    """On an 80 MB tmpfs: `up` with 12 MB free (initdb runs out), then a load of ~9 MB of
+    events with 3 MB free (COPY runs out): each ends with one line saying what to free."""
     _need_root()
     # Under /tmp (1777), not tmp_path: pytest's folders are 700 to the server's account,
     # which would put the cluster outside the tmpfs.
     mount = Path(tempfile.mkdtemp(prefix="warehouse-full-"))
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs",
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m,mode=0755", "tmpfs",
                            str(mount)], capture_output=True, text=True)
     if made.returncode != 0:
         mount.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    state = mount / "wh"
+    state, port = mount / "wh", _free_port()
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "event_id,user_id,track_id,session_hint,started_at,ms_played,context_type,context_id,"
+        "position_in_context,reason_start,reason_end,is_shuffle,device\n" + "".join(
+            f"e{i},{i % 500},t{i % 900},,2026-01-01 10:{i % 60:02d}:00,{30000 + i},playlist,"
+            f"p1,{i % 20},clickrow,trackdone,false,mobile\n" for i in range(100_000)))
     try:
-        port = _free_port()
-        result = _warehouse(state, "up", port=port, check=False)
+        _fill(mount, 12)
+        _last_line_says_full(_warehouse(state, "up", port=port, check=False))
+        (mount / "filler").unlink()
+        _warehouse(state, "up", port=port)
         assert _layout(state, port=port)["home"] == state
+        _fill(mount, 3)
+        load = subprocess.run([sys.executable, "-m", "python_jobs.load", str(events),
+                               "--table", "listening_events"], env=_env(state, port),
+                              cwd=config.ROOT, capture_output=True, text=True, timeout=120)
+        _last_line_says_full(load)
     finally:
+        _warehouse(state, "down", port=port, check=False)
         subprocess.run(["umount", str(mount)], capture_output=True)
         mount.rmdir()
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert "is full" in last and "free space" in last, result.stderr
