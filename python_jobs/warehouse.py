@@ -379,15 +379,16 @@ def _chown_to_server(path: Path) -> None:
 def _set_superuser_password(lay: Layout, password: str) -> None:
     """ALTER ROLE in single-user mode (server stopped): works on any cluster we own, whatever
     its pg_hba.conf says, and never opens a connection."""
-    statement = (f"alter role {config.EMBEDDED_USER} with password "
-                 f"'{_scram_verifier(password)}';\n")
+    verifier = _scram_verifier(password)
+    statement = f"alter role {config.EMBEDDED_USER} with password '{verifier}';\n"
     result = subprocess.run(
         [_bin("postgres"), "--single", "-D", str(lay.pgdata), "-c", "shared_buffers=16MB",
          "postgres"],
         **_as_server(), input=statement, capture_output=True, text=True, timeout=120,
     )
-    if result.returncode != 0 or "ERROR" in result.stdout + result.stderr:
-        _fail("could not set the superuser's password", result.stdout + result.stderr, lay)
+    output = (result.stdout + result.stderr).replace(verifier, "***")
+    if result.returncode != 0 or "ERROR" in output:
+        _fail("could not set the superuser's password", output, lay)
 
 
 def _hba_is_ours(lay: Layout) -> bool:
@@ -420,6 +421,10 @@ def _up(port: int, quiet: bool) -> None:
                 raise SystemExit(f"the embedded server is running but {CREDENTIALS} is "
                                  "missing: run python -m python_jobs.warehouse down, then up "
                                  "(new passwords are set)")
+            given = os.environ.get("REPORTING_PASSWORD")
+            if given and read_credentials().get(config.REPORTING_ROLE) != given:
+                _write_credentials(_passwords(), port, lay)
+                _sync_reporting_role(given)
             if not quiet:
                 print(status_line())
             return
