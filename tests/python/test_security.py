@@ -175,6 +175,8 @@ def test_credentials_and_folders_are_private_and_the_parent_is_untouched(server)
     assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, os.geteuid())
     assert stat.S_IMODE(state.stat().st_mode) in (0o700, 0o710)
     assert stat.S_IMODE(server["socket_dir"].stat().st_mode) == 0o700
+    sock = server["socket_dir"] / f".s.PGSQL.{PORT}"
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o700
     assert "passwords=" in server["up"].stdout
     env = _warehouse(state, "env").stdout
     assert str(credentials) in env
