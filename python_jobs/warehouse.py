@@ -21,15 +21,12 @@ socket and log live in /var/lib/streaming-warehouse/<name>-<hash of the .warehou
 from __future__ import annotations
 
 import argparse
-import base64
 import errno
 import fcntl
 import hashlib
-import hmac
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 import sys
@@ -39,7 +36,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from python_jobs import config, logs
+from python_jobs import config, credentials, logs
 
 log = logging.getLogger(__name__)
 
@@ -221,106 +218,6 @@ def _prepare_directories(lay: Layout) -> None:
         path.chmod(0o700)
 
 
-# --------------------------------------------------------------------------- credentials
-
-def _escape(field: str) -> str:
-    return field.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _split(line: str) -> list[str]:
-    fields, current, chars = [], "", iter(line)
-    for char in chars:
-        if char == "\\":
-            current += next(chars, "")
-        elif char == ":":
-            fields.append(current)
-            current = ""
-        else:
-            current += char
-    return [*fields, current]
-
-
-def read_credentials(path: Path = CREDENTIALS) -> dict[str, str]:
-    """user -> password from the embedded server's password file ({} when there is none)."""
-    if not path.exists():
-        return {}
-    passwords: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            fields = _split(line)
-            if len(fields) == 5:
-                passwords.setdefault(fields[3], fields[4])
-    return passwords
-
-
-def _write_credentials(passwords: dict[str, str], port: int, lay: Layout) -> None:
-    """The libpq password file: one line per host spelling the server answers on (TCP
-    127.0.0.1/localhost/::1 and its socket folder), this port, each role. Mode 600, replaced
-    atomically; rewritten only when its content changes."""
-    hosts = [config.EMBEDDED_HOST, "localhost", "::1", str(lay.socket_dir)]
-    lines = ["# The embedded PostgreSQL's passwords: a libpq password file (PGPASSFILE), written",
-             "# by python -m python_jobs.warehouse up. Readable by its owner only; never commit.",
-             "# python -m python_jobs.warehouse env prints how to use it."]
-    lines += [":".join([_escape(host), str(port), "*", _escape(user), _escape(password)])
-              for user, password in passwords.items() for host in hosts]
-    text = "\n".join(lines) + "\n"
-    if CREDENTIALS.exists() and CREDENTIALS.read_text() == text:
-        CREDENTIALS.chmod(0o600)
-        return
-    partial = CREDENTIALS.with_name(f".credentials.{os.getpid()}")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(partial, CREDENTIALS)
-
-
-def _passwords() -> dict[str, str]:
-    """The superuser's and the reporting role's passwords: stored ones, REPORTING_PASSWORD for
-    the reporting role when set, new random ones (256 bits) for what is missing."""
-    stored = read_credentials()
-    reporting = os.environ.get("REPORTING_PASSWORD") or stored.get(config.REPORTING_ROLE)
-    return {
-        config.EMBEDDED_USER: stored.get(config.EMBEDDED_USER) or secrets.token_urlsafe(32),
-        config.REPORTING_ROLE: reporting or secrets.token_urlsafe(32),
-    }
-
-
-def reporting_password() -> str | None:
-    """The password the reporting role should have: REPORTING_PASSWORD, else on the embedded
-    server the stored one; None leaves the role's password as it is (external servers)."""
-    given = os.environ.get("REPORTING_PASSWORD")
-    if given or not config.settings().embedded:
-        return given
-    return read_credentials().get(config.REPORTING_ROLE)
-
-
-def _scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
-    """PostgreSQL's stored form of a scram-sha-256 password (RFC 5802/7677), so the password
-    itself never reaches the server's input or log. ASCII passwords only (no SASLprep needed):
-    the generated ones are."""
-    salt = salt or os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def _verifies(stored: str | None, password: str) -> bool:
-    """Whether a stored scram verifier is the one of this password."""
-    try:
-        iterations, rest = stored.removeprefix("SCRAM-SHA-256$").split(":", 1)
-        salt = base64.b64decode(rest.split("$", 1)[0])
-        return hmac.compare_digest(stored, _scram_verifier(password, salt, int(iterations)))
-    except (AttributeError, ValueError):
-        return False
-
-
 # --------------------------------------------------------------------------- server
 
 def _pg_ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -379,7 +276,7 @@ def _chown_to_server(path: Path) -> None:
 def _set_superuser_password(lay: Layout, password: str) -> None:
     """ALTER ROLE in single-user mode (server stopped): works on any cluster we own, whatever
     its pg_hba.conf says, and never opens a connection."""
-    verifier = _scram_verifier(password)
+    verifier = credentials.scram_verifier(password)
     statement = f"alter role {config.EMBEDDED_USER} with password '{verifier}';\n"
     result = subprocess.run(
         [_bin("postgres"), "--single", "-D", str(lay.pgdata), "-c", "shared_buffers=16MB",
@@ -422,8 +319,8 @@ def _up(port: int, quiet: bool) -> None:
                                  "missing: run python -m python_jobs.warehouse down, then up "
                                  "(new passwords are set)")
             given = os.environ.get("REPORTING_PASSWORD")
-            if given and read_credentials().get(config.REPORTING_ROLE) != given:
-                _write_credentials(_passwords(), port, lay)
+            if given and credentials.read().get(config.REPORTING_ROLE) != given:
+                credentials.write(credentials.passwords(), port, lay.socket_dir)
                 _sync_reporting_role(given)
             if not quiet:
                 print(status_line())
@@ -431,8 +328,8 @@ def _up(port: int, quiet: bool) -> None:
         log.info("stopping the running embedded server to upgrade it to password authentication")
         _pg_ctl("-w", "-m", "fast", "stop")
     _prepare_directories(lay)
-    passwords = _passwords()
-    _write_credentials(passwords, port, lay)
+    passwords = credentials.passwords()
+    credentials.write(passwords, port, lay.socket_dir)
     if not (lay.pgdata / "PG_VERSION").exists():
         _initdb(lay)
         upgraded = False
@@ -466,7 +363,7 @@ def _sync_reporting_role(password: str) -> None:
     import psycopg2
 
     params = config.settings().dsn("postgres")
-    params.update(user=config.EMBEDDED_USER, password=read_credentials()[config.EMBEDDED_USER])
+    params.update(user=config.EMBEDDED_USER, password=credentials.read()[config.EMBEDDED_USER])
     conn = psycopg2.connect(**params)
     conn.autocommit = True
     try:
@@ -487,7 +384,7 @@ def _set_role_password(conn, role: str, password: str, only_if_exists: bool = Fa
             row = cur.fetchone()
             if row is None and only_if_exists:
                 return
-            if row is not None and _verifies(row[0], password):
+            if row is not None and credentials.verifies(row[0], password):
                 return
         elif only_if_exists:
             cur.execute("select 1 from pg_roles where rolname = %s", (role,))
@@ -564,7 +461,7 @@ def ensure_reporting_role(conn) -> None:
     from python_jobs import db
 
     role = config.REPORTING_ROLE
-    password = reporting_password()
+    password = credentials.reporting_password()
     rows = db.read_sql(conn, "select 1 from pg_roles where rolname = %s", (role,))
     if rows.empty:
         try:

@@ -32,7 +32,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from python_jobs import config
+from python_jobs import config, credentials
 
 
 def _free_port() -> int:
@@ -71,9 +71,7 @@ def _layout(state: Path, port: int = PORT) -> dict:
 
 
 def _passwords(state: Path) -> dict[str, str]:
-    from python_jobs import warehouse
-
-    return warehouse.read_credentials(state / "credentials")
+    return credentials.read(state / "credentials")
 
 
 def _need_root() -> None:
