@@ -9,13 +9,22 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup demo test lint pytest bench report spark-setup spark-build up down status clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VENV)/.hooks
 
-$(VENV)/.installed: pyproject.toml requirements.lock scripts/psql
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,spark]'
-	sed "s|@PSQL@|$$($(BIN)/python -c 'from python_jobs.warehouse import _bin; print(_bin("psql"))')|" \
-		scripts/psql > $(BIN)/psql && chmod +x $(BIN)/psql
+	touch $@
+
+# psql, and the embedded server's password file (PGPASSFILE) for every Python in .venv (dbt
+# included, through a .pth file) and for shells that source .venv/bin/activate.
+$(VENV)/.hooks: $(VENV)/.installed scripts/psql scripts/activate-passfile.sh
+	sed -e "s|@PSQL@|$$($(BIN)/python -c 'from python_jobs.warehouse import _wheel_bin; print(_wheel_bin() / "psql")')|" \
+		-e "s|@ROOT@|$(CURDIR)|" scripts/psql > $(BIN)/psql && chmod +x $(BIN)/psql
+	echo 'import python_jobs.config as c; c.export_passfile_if_embedded()' > \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/streaming_warehouse_passfile.pth"
+	grep -q '^# streaming-warehouse:' $(BIN)/activate || \
+		sed "s|@ROOT@|$(CURDIR)|" scripts/activate-passfile.sh >> $(BIN)/activate
 	touch $@
 
 demo: setup

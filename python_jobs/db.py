@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Union
@@ -101,11 +102,35 @@ def connect(database: str | None = None, target: str = "postgres") -> Iterator[W
     try:
         yield conn
         conn.commit()
+    except psycopg2.Error as exc:
+        if not conn.closed:
+            conn.rollback()
+        if _disk_full(exc):
+            raise SystemExit(_disk_full_message(settings)) from None
+        raise
     except BaseException:
         conn.rollback()
         raise
     finally:
         conn.close()
+
+
+def _disk_full(exc: psycopg2.Error) -> bool:
+    """The server ran out of disk (SQLSTATE 53100, or its words when it died of it)."""
+    return exc.pgcode == "53100" or "No space left on device" in str(exc)
+
+
+def _disk_full_message(settings: config.Settings) -> str:
+    """One line, no traceback: what happened and what to free."""
+    where = f"the server at {settings.host}:{settings.port}"
+    if settings.embedded:
+        from python_jobs import warehouse
+
+        home = warehouse.layout().home
+        where = f"{home}, {shutil.disk_usage(home).free / 2**20:.0f} MB free"
+    return (f"the warehouse ran out of disk space ({where}); nothing of this transaction was "
+            "kept: free space there (drop test databases, delete old data sets, output/, "
+            "target/) and rerun")
 
 
 def execute(conn: Warehouse, statement: str, params: tuple | dict | None = None) -> None:

@@ -6,6 +6,10 @@
 #
 # The default user is the read-only role `reporter`: the scripts only read marts and the
 # result schemas (ab, ml), never write to the warehouse.
+#
+# Passwords: PGPASSWORD when set, else libpq's password file. For the project's embedded server
+# that is .warehouse/credentials (written by `python -m python_jobs.warehouse up`); it is used
+# automatically when neither PGPASSWORD nor PGPASSFILE is set and PGHOST is unset.
 
 suppressPackageStartupMessages({
     library(DBI)
@@ -19,7 +23,26 @@ env_or <- function(name, default) {
     if (nzchar(value)) value else default
 }
 
+# The project root: two levels above the running script (r_scripts/<name>.R), else here.
+project_root <- function() {
+    file_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
+    if (length(file_arg) == 0) return(getwd())
+    dirname(dirname(normalizePath(sub("^--file=", "", file_arg[[1]]))))
+}
+
+# RPostgreSQL is libpq underneath: PGPASSFILE is where libpq looks for a password.
+use_embedded_passfile <- function() {
+    embedded <- !nzchar(Sys.getenv("PGHOST")) ||
+        (Sys.getenv("PGHOST") %in% c("127.0.0.1", "localhost") &&
+         env_or("PGPORT", "54329") == "54329")
+    if (embedded && !nzchar(Sys.getenv("PGPASSWORD")) && !nzchar(Sys.getenv("PGPASSFILE"))) {
+        state <- env_or("WAREHOUSE_DIR", file.path(project_root(), ".warehouse"))
+        Sys.setenv(PGPASSFILE = file.path(state, "credentials"))
+    }
+}
+
 warehouse_connect <- function() {
+    use_embedded_passfile()
     args <- list(
         PostgreSQL(),
         host = env_or("PGHOST", "127.0.0.1"),
@@ -27,7 +50,7 @@ warehouse_connect <- function() {
         user = env_or("PGUSER", "reporter"),
         dbname = env_or("PGDATABASE", "warehouse")
     )
-    # Only pass a password when one is set: the embedded server trusts loopback.
+    # Only pass a password when one is set: else libpq reads PGPASSFILE (see above).
     password <- env_or("PGPASSWORD", "")
     if (nzchar(password)) args$password <- password
     do.call(dbConnect, args)
