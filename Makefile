@@ -31,10 +31,10 @@ demo: setup
 	$(BIN)/python -m python_jobs.warehouse up
 	$(BIN)/python -m python_jobs.generate --sessions $(SESSIONS) --seed $(SEED)
 	# a new data set replaces raw wholesale, so incremental models are rebuilt, not extended
-	$(BIN)/dbt build --full-refresh --exclude-resource-type unit_test
+	$(BIN)/dbt build --selector daily --full-refresh --exclude-resource-type unit_test
 	$(BIN)/python -m python_jobs.ab analyze --all
 	$(BIN)/python -m python_jobs.train
-	$(BIN)/dbt build --select path:models/staging/ml path:models/marts/ml
+	$(BIN)/dbt build --selector ml_scoring
 	$(BIN)/python -m python_jobs.report
 	$(BIN)/python -m python_jobs.warehouse summary
 

@@ -155,12 +155,20 @@ def table(frame: pd.DataFrame, table_id: str, formats: dict[str, svg.Format] | N
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def last_complete_day(days: pd.Series) -> object:
+    """The newest day whose data is complete: the day before the newest day with plays, whose
+    events may still be arriving (the only day there is, when there is one)."""
+    ordered = sorted(set(days))
+    return ordered[-2] if len(ordered) > 1 else ordered[-1]
+
+
 def kpis(marts: dict[str, pd.DataFrame], ml: dict | None, ab: dict | None) -> str:
     overall = marts["dau_mau"][marts["dau_mau"]["segment_type"] == "overall"]
     items: list[tuple[str, str, str]] = []
     if not overall.empty:
-        last = overall.iloc[-1]
-        items += [("DAU", f"{int(last['dau']):,}", f"on {last['activity_date']}"),
+        day = last_complete_day(overall["activity_date"])
+        last = overall[overall["activity_date"] == day].iloc[-1]
+        items += [("DAU", f"{int(last['dau']):,}", f"on {day}, the last complete day"),
                   ("WAU", f"{int(last['wau']):,}", "trailing 7 days"),
                   ("MAU", f"{int(last['mau']):,}", "trailing 28 days"),
                   ("Stickiness", svg.pct(float(last["stickiness"] or 0)), "DAU / MAU")]
@@ -199,9 +207,11 @@ def engagement_section(marts: dict[str, pd.DataFrame]) -> str:
     overall = frame[frame["segment_type"] == "overall"]
     series = {name.upper(): list(zip(overall["activity_date"], overall[name].astype(float),
                                      strict=True)) for name in ("dau", "wau", "mau")}
+    partial = (f" The newest day, {overall['activity_date'].max()}, is partial: its events may "
+               "still be arriving." if overall["activity_date"].nunique() > 1 else "")
     parts = [figure("dau-mau", "Daily, weekly and monthly active users", svg.line_chart(
         series, label="DAU WAU MAU", y_label="active users"),
-        "MAU counts the trailing 28 days; the first 27 days of data understate it.")]
+        "MAU counts the trailing 28 days; the first 27 days of data understate it." + partial)]
     tiers = frame[(frame["segment_type"] == "tier") & frame["is_full_window"].astype(bool)]
     sticky = {f"tier {tier}": list(zip(g["activity_date"], g["stickiness"].astype(float),
                                        strict=True))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from python_jobs import config, report, report_demo
+from python_jobs import config, db, report, report_demo
 
 MART_CHARTS = ("dau-mau", "stickiness", "retention-heatmap", "retention-curves",
                "playlist-funnel", "playlist-dropoff", "skip-genre", "skip-hour",
@@ -79,6 +79,16 @@ def test_every_chart_is_in_the_html(built):
     for chart in ML_CHARTS:
         assert f'id="chart-{chart}"' in html, chart
     assert 'id="ml-metrics"' in html and "ml-empty" not in html
+
+
+def test_kpis_describe_the_last_complete_day(built):
+    with db.connect(built["database"]) as conn:
+        days = db.read_sql(conn, "select distinct activity_date from marts.fct_dau_mau "
+                                 "order by 1 desc limit 2")["activity_date"].tolist()
+    newest, complete = days
+    kpi_block = built["html"].split('id="kpis"')[1].split("</section>")[0]
+    assert f"on {complete}, the last complete day" in kpi_block
+    assert f"{newest}, is partial" in built["html"]
 
 
 def test_sections_say_so_when_their_results_are_missing():
