@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from python_jobs import config, db, logs
-from python_jobs.ab import analyze, assign, design
+from python_jobs.ab import analyze, assign, design, inputs, metrics
 
 
 def _designs(args: argparse.Namespace) -> list[design.Design]:
@@ -72,11 +72,82 @@ def _design(args: argparse.Namespace) -> int:
     return 0
 
 
+PRINTED = ("metric", "metric_role", "method", "variant", "n", "value", "value_control",
+           "effect", "ci_low", "ci_high", "p_value", "adjustment_family", "p_value_holm",
+           "harm_p_value", "chance_to_beat_control", "capped_units", "cap_value")
+
+
+def print_results(results, style: str = "table") -> None:
+    """The treatment rows of one experiment: a readable table, or CSV with every digit."""
+    rows = results[~results["is_control"].astype(bool)].reindex(columns=list(PRINTED))
+    if style == "csv":
+        print(rows.to_csv(index=False, float_format="%.17g"), end="")
+        return
+    print(rows.to_string(index=False, float_format=lambda x: f"{x:.6g}", na_rep="-"))
+
+
+def _options(args: argparse.Namespace) -> analyze.Options:
+    return analyze.Options(alpha=args.alpha, prior_sd=args.prior_sd,
+                           sequential=args.sequential, looks=args.looks, look=args.look,
+                           spending=args.spending, tuning=args.tuning)
+
+
+def _outside(args: argparse.Namespace) -> int:
+    """--from-file / --from-table: one experiment from a per-unit table."""
+    if not args.experiment or len(args.experiment) != 1:
+        raise inputs.InputError("--from-file/--from-table need one --experiment NAME")
+    definitions = metrics.load(args.metrics_file)["metrics"] if args.metrics_file else None
+    plan = metrics.plan_from_flags(
+        args.metric or [], caps=args.cap, covariates=args.covariate,
+        directions=args.direction, margins=args.margin, goal=args.goal or (),
+        guardrails=args.guardrail or (), secondary=args.secondary or (),
+        definitions=definitions)
+    experiment_id = args.experiment[0]
+    run_id, run_at = analyze.new_run()
+    with db.connect(args.database, db.dbt_target()) as conn:
+        if args.from_file:
+            units = inputs.read_file(args.from_file, plan, args.unit_column,
+                                     args.variant_column)
+            source = str(args.from_file)
+        else:
+            units = inputs.read_table(conn, args.from_table, plan, args.unit_column,
+                                      args.variant_column)
+            source = args.from_table
+        outcome = analyze.analyze_units(units, experiment_id, plan, control=args.control,
+                                        source=source, run_id=run_id, run_at=run_at,
+                                        weights=args.weights, options=_options(args),
+                                        srm_threshold=args.srm_threshold)
+        analyze.finish(conn, [outcome], args.report, single=True)
+    _summary(outcome)
+    print_results(outcome["results"], args.print)
+    print(f"run {run_id}")
+    return 0
+
+
+def _summary(outcome: dict) -> None:
+    run = outcome["run"]
+    srm = "SRM MISMATCH" if run["is_srm_mismatch"] else "srm ok"
+    significant = outcome["results"].query("is_significant == True")
+    print(f"{run['experiment_id']}: {run['user_count']} units, {srm}, "
+          f"{len(significant)} significant rows, report {run['report_path']}")
+
+
 def _analyze(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
+    try:
+        if args.from_file or args.from_table:
+            return _outside(args)
+        if any([args.metric, args.cap, args.covariate, args.goal, args.guardrail,
+                args.secondary]):
+            raise inputs.InputError("--metric, --cap, --covariate and the roles go with "
+                                    "--from-file or --from-table; mart metrics live in "
+                                    "--metrics-file (default python_jobs/ab/metrics.yml)")
+    except (inputs.InputError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not args.all and not args.experiment:
         print(f"error: give --experiment NAME or --all (experiments of the metrics mart "
-              f"{analyze.USER_METRICS})", file=sys.stderr)
+              f"{analyze.USER_METRICS}), or --from-file / --from-table", file=sys.stderr)
         return 2
     with db.connect(args.database, db.dbt_target()) as conn:
         known = analyze.experiment_ids(conn)
@@ -86,14 +157,18 @@ def _analyze(args: argparse.Namespace) -> int:
             print(f"error: no enrolled users in {analyze.USER_METRICS} for "
                   f"{', '.join(missing)}", file=sys.stderr)
             return 2
-        run_id, outcomes = analyze.run(conn, experiments, report_path=args.report,
-                                       alpha=args.alpha, srm_threshold=args.srm_threshold)
+        try:
+            run_id, outcomes = analyze.run(conn, experiments, report_path=args.report,
+                                           srm_threshold=args.srm_threshold,
+                                           options=_options(args),
+                                           metrics_file=args.metrics_file)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     for outcome in outcomes:
-        run = outcome["run"]
-        srm = "SRM MISMATCH" if run["is_srm_mismatch"] else "srm ok"
-        significant = outcome["results"].query("is_significant == True")
-        print(f"{run['experiment_id']}: {run['user_count']} users, {srm}, "
-              f"{len(significant)} significant rows, report {run['report_path']}")
+        _summary(outcome)
+        if args.print != "none":
+            print_results(outcome["results"], args.print)
     print(f"run {run_id}")
     return 0
 
@@ -133,16 +208,57 @@ def main(argv: list[str] | None = None) -> int:
                       help="n_treatment / n_control (default 1)")
     plan.set_defaults(run=_design)
 
-    run = sub.add_parser("analyze", help="analyse experiments from the metrics mart")
+    run = sub.add_parser("analyze", help="analyse experiments from the metrics mart, a file "
+                                         "or a warehouse table")
     which = run.add_mutually_exclusive_group()
     which.add_argument("--experiment", "--experiment-id", action="append",
-                       help="experiment id (repeatable)")
+                       help="experiment id (repeatable; with --from-file/--from-table the name "
+                            "the results are written under)")
     which.add_argument("--all", action="store_true", help="every experiment in the mart")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--from-file", help="CSV or Parquet file, one row per unit")
+    source.add_argument("--from-table", help="schema.name of a warehouse table or view, one "
+                                             "row per unit")
+    run.add_argument("--unit-column", default="unit_id", help="unit id column (default unit_id)")
+    run.add_argument("--variant-column", default="variant",
+                     help="arm column (default variant)")
+    run.add_argument("--control", default="control", help="the control arm (default control)")
+    run.add_argument("--metric", action="append",
+                     help="NAME:KIND[:COLUMN], KIND proportion|mean|ratio (ratio: "
+                          "NAME:ratio:NUM/DEN); or a NAME of --metrics-file (repeatable)")
+    run.add_argument("--cap", action="append", help="NAME:p99.5 (percentile of the pooled "
+                                                    "values) or NAME:500 (absolute)")
+    run.add_argument("--covariate", action="append",
+                     help="NAME:COL[,COL] pre-period covariates for CUPED")
+    run.add_argument("--direction", action="append", help="NAME:decrease when lower is better")
+    run.add_argument("--margin", action="append",
+                     help="NAME:0.01 non-inferiority margin, relative to the control value")
+    run.add_argument("--goal", action="append", help="goal (primary) metric (repeatable; "
+                                                     "default: every metric)")
+    run.add_argument("--guardrail", action="append", help="guardrail metric (repeatable)")
+    run.add_argument("--secondary", action="append", help="secondary metric (repeatable)")
+    run.add_argument("--weights", help="planned allocation NAME=W,NAME=W for the SRM check "
+                                       "(default equal)")
+    run.add_argument("--metrics-file", help="metrics YAML (default python_jobs/ab/metrics.yml)")
     run.add_argument("--report", help="report folder, or a .md file for one experiment "
                                       "(default output/ab)")
     run.add_argument("--alpha", type=float, default=0.05, help="two-sided (default 0.05)")
     run.add_argument("--srm-threshold", type=float, default=0.001,
                      help="flag a sample ratio mismatch below this p-value (default 0.001)")
+    run.add_argument("--prior-sd", type=float,
+                     help="sd of a normal prior N(0, sd^2) on the relative lift for the "
+                          "Bayesian read-out (default: flat prior)")
+    run.add_argument("--sequential", choices=["always_valid", "group"],
+                     help="add the sequential read-out of this look")
+    run.add_argument("--looks", type=int, default=1, help="group: planned looks (equal steps)")
+    run.add_argument("--look", type=int, default=1, help="group: this look (1..looks)")
+    run.add_argument("--spending", choices=["obrien_fleming", "pocock"],
+                     default="obrien_fleming", help="group: alpha spending function")
+    run.add_argument("--tuning", type=float, default=5000.0,
+                     help="always_valid: units where the confidence sequence is tightest "
+                          "(GrowthBook's default 5000)")
+    run.add_argument("--print", choices=["table", "csv", "none"], default="table",
+                     help="results on stdout: a table, CSV with every digit, or none")
     config.add_common_args(run)
     run.set_defaults(run=_analyze)
 
