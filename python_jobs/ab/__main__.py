@@ -30,18 +30,47 @@ from python_jobs.ab import analyze, assign, design, inputs, metrics
 
 def _designs(args: argparse.Namespace) -> list[design.Design]:
     common = {"alpha": args.alpha, "power": args.power, "ratio": args.ratio}
+    reduction = args.variance_reduction or 0.0
+    if args.margin is None and not (args.mde or args.n_per_arm):
+        raise ValueError("give --mde or --n-per-arm (or --margin for non-inferiority)")
+    if args.margin is not None and args.n_per_arm:
+        raise ValueError("--margin plans a sample size: give --mde (the true effect), not "
+                         "--n-per-arm")
+    if args.margin is not None:
+        sd = args.sd
+        if args.metric == "proportion":
+            if args.baseline is None:
+                raise ValueError("--metric proportion needs --baseline (the control rate)")
+            sd = (args.baseline * (1 - args.baseline)) ** 0.5
+        if sd is None:
+            raise ValueError("--margin needs --sd (or --metric proportion with --baseline)")
+        return [design.noninferiority_sample_size(design.cuped_sd(sd, reduction), args.margin,
+                                                  true_effect=m, baseline=args.baseline,
+                                                  **common) for m in (args.mde or [0.0])]
     if args.metric == "proportion":
         if args.baseline is None:
             raise ValueError("--metric proportion needs --baseline (the control rate)")
         if args.n_per_arm:
             return [design.proportion_mde(args.baseline, n, **common) for n in args.n_per_arm]
         return [design.proportion_sample_size(args.baseline, m, **common) for m in args.mde]
+    if args.metric == "ratio":
+        parts = (args.mean_num, args.mean_den, args.sd_num, args.sd_den)
+        if any(p is None for p in parts):
+            raise ValueError("--metric ratio needs --mean-num, --mean-den, --sd-num, --sd-den "
+                             "(and --corr)")
+        ratio_args = (*parts, args.corr)
+        if args.n_per_arm:
+            return [design.ratio_mde(*ratio_args, n, variance_reduction=reduction, **common)
+                    for n in args.n_per_arm]
+        return [design.ratio_sample_size(*ratio_args, m, variance_reduction=reduction,
+                                         **common) for m in args.mde]
     if args.sd is None:
         raise ValueError("--metric mean needs --sd (per-user standard deviation)")
+    sd = design.cuped_sd(args.sd, reduction)
     if args.n_per_arm:
-        return [design.mean_mde(args.sd, n, baseline=args.baseline, **common)
+        return [design.mean_mde(sd, n, baseline=args.baseline, **common)
                 for n in args.n_per_arm]
-    return [design.mean_sample_size(args.sd, m, baseline=args.baseline, **common)
+    return [design.mean_sample_size(sd, m, baseline=args.baseline, **common)
             for m in args.mde]
 
 
@@ -49,14 +78,22 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def format_table(designs: Sequence[design.Design]) -> str:
-    """A plain-text table, one line per design."""
+def format_table(designs: Sequence[design.Design], daily_units: float | None = None) -> str:
+    """A plain-text table, one line per design (with the days of enrolment when the daily
+    units are known)."""
     header = ["metric", "baseline", "sd", "mde", "mde_rel", "effect", "alpha", "power",
               "ratio", "n_control", "n_treatment", "n_total"]
-    lines = [[d.metric, _fmt(d.baseline, ".4g"), _fmt(d.sd, ".4g"), _fmt(d.mde, ".4g"),
-              _fmt(d.relative_mde, ".2%"), f"{d.effect_size_kind[-1]}={d.effect_size:.4f}",
-              f"{d.alpha:g}", f"{d.power:g}", f"{d.ratio:g}", f"{d.users_control:,}",
-              f"{d.users_treatment:,}", f"{d.users_total:,}"] for d in designs]
+    if daily_units:
+        header.append("days")
+    lines = []
+    for d in designs:
+        line = [d.metric, _fmt(d.baseline, ".4g"), _fmt(d.sd, ".4g"), _fmt(d.mde, ".4g"),
+                _fmt(d.relative_mde, ".2%"), f"{d.effect_size_kind[-1]}={d.effect_size:.4f}",
+                f"{d.alpha:g}", f"{d.power:g}", f"{d.ratio:g}", f"{d.users_control:,}",
+                f"{d.users_treatment:,}", f"{d.users_total:,}"]
+        if daily_units:
+            line.append(str(design.duration_days(d, daily_units)))
+        lines.append(line)
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True))
                      for row in [header, *lines])
@@ -68,7 +105,7 @@ def _design(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(format_table(designs))
+    print(format_table(designs, args.daily_units))
     return 0
 
 
@@ -192,12 +229,27 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     plan = sub.add_parser("design", help="sample size per arm, or MDE for a given n per arm")
-    plan.add_argument("--metric", choices=["proportion", "mean"], required=True)
+    plan.add_argument("--metric", choices=["proportion", "mean", "ratio"], required=True)
     plan.add_argument("--baseline", type=float,
                       help="control rate (proportion, required) or control mean (mean, "
                            "optional: adds the relative MDE)")
     plan.add_argument("--sd", type=float, help="per-user standard deviation (mean)")
-    target = plan.add_mutually_exclusive_group(required=True)
+    for flag, words in (("--mean-num", "ratio: mean numerator per unit"),
+                        ("--mean-den", "ratio: mean denominator per unit"),
+                        ("--sd-num", "ratio: sd of the numerator per unit"),
+                        ("--sd-den", "ratio: sd of the denominator per unit")):
+        plan.add_argument(flag, type=float, help=words)
+    plan.add_argument("--corr", type=float, default=0.0,
+                      help="ratio: correlation of numerator and denominator (default 0)")
+    plan.add_argument("--variance-reduction", type=float,
+                      help="CUPED's expected variance reduction (squared correlation with the "
+                           "covariates, 0..1) for mean and ratio metrics")
+    plan.add_argument("--margin", type=float,
+                      help="non-inferiority margin (absolute): one-sided test, --mde is the "
+                           "true effect (default 0)")
+    plan.add_argument("--daily-units", type=float,
+                      help="new units per day over all arms: adds the days of enrolment")
+    target = plan.add_mutually_exclusive_group(required=False)
     target.add_argument("--mde", type=float, nargs="+",
                         help="absolute effect(s) to detect, treatment minus control")
     target.add_argument("--n-per-arm", type=float, nargs="+",

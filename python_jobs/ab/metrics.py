@@ -80,7 +80,7 @@ def _cap(spec: object, name: str) -> Cap | None:
     if isinstance(spec, str):  # "p99.5" or "500"
         text = spec.strip().lower()
         if text.startswith("p"):
-            return _cap({"percentile": float(text[1:]) / 100}, name)
+            return _cap({"percentile": round(float(text[1:]) / 100, 12)}, name)
         return _cap({"absolute": float(text)}, name)
     if not isinstance(spec, Mapping) or len(spec) != 1 or not {"absolute", "percentile"} >= set(
             spec):
