@@ -141,19 +141,22 @@ def _outside(args: argparse.Namespace) -> int:
         definitions=definitions)
     experiment_id = args.experiment[0]
     run_id, run_at = analyze.new_run()
+
+    def analysed(units, source: str) -> dict:
+        return analyze.analyze_units(units, experiment_id, plan, control=args.control,
+                                     source=source, run_id=run_id, run_at=run_at,
+                                     weights=args.weights, options=_options(args),
+                                     srm_threshold=args.srm_threshold)
+
+    outcome = None
+    if args.from_file:  # read and analyse before connecting: bad input never opens the DB
+        units = inputs.read_file(args.from_file, plan, args.unit_column, args.variant_column)
+        outcome = analysed(units, str(args.from_file))
     with db.connect(args.database, db.dbt_target()) as conn:
-        if args.from_file:
-            units = inputs.read_file(args.from_file, plan, args.unit_column,
-                                     args.variant_column)
-            source = str(args.from_file)
-        else:
+        if outcome is None:
             units = inputs.read_table(conn, args.from_table, plan, args.unit_column,
                                       args.variant_column)
-            source = args.from_table
-        outcome = analyze.analyze_units(units, experiment_id, plan, control=args.control,
-                                        source=source, run_id=run_id, run_at=run_at,
-                                        weights=args.weights, options=_options(args),
-                                        srm_threshold=args.srm_threshold)
+            outcome = analysed(units, args.from_table)
         analyze.finish(conn, [outcome], args.report, single=True)
     _summary(outcome)
     print_results(outcome["results"], args.print)

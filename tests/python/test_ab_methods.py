@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy import integrate, stats
-from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats import proportion as sm_proportion
+from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportions_ztest
 from statsmodels.stats.weightstats import ttest_ind
 
@@ -176,8 +176,9 @@ def test_harm_and_noninferiority_of_proportions_equal_statsmodels():
     close(decision.harm_p_value(result, "increase"),
           proportions_ztest([xt, xc], [nt, nc], alternative="smaller")[1])
     margin = 0.02
-    ref = sm_proportion.test_proportions_2indep(xt, nt, xc, nc, value=-margin * xc / nc, method="wald",
-                                  compare="diff", alternative="larger", correction=False)
+    ref = sm_proportion.test_proportions_2indep(
+        xt, nt, xc, nc, value=-margin * xc / nc, method="wald", compare="diff",
+        alternative="larger", correction=False)
     close(decision.noninferiority_p_value(result, margin, "increase"), ref.pvalue)
 
 
