@@ -24,6 +24,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import pandas as pd
+
 from python_jobs import config, db, logs
 from python_jobs.ab import analyze, assign, design, inputs, metrics
 
@@ -111,16 +113,28 @@ def _design(args: argparse.Namespace) -> int:
 
 PRINTED = ("metric", "metric_role", "method", "variant", "n", "value", "value_control",
            "effect", "ci_low", "ci_high", "p_value", "adjustment_family", "p_value_holm",
-           "harm_p_value", "chance_to_beat_control", "capped_units", "cap_value")
+           "harm_p_value", "noninferiority_p_value", "chance_to_beat_control",
+           "expected_loss", "p_value_sequential", "ci_low_sequential", "ci_high_sequential",
+           "cap_value", "capped_units", "capped_units_control")
+OPTIONAL = ("noninferiority_p_value", "p_value_sequential", "ci_low_sequential",
+            "ci_high_sequential", "cap_value", "capped_units", "capped_units_control")
 
 
 def print_results(results, style: str = "table") -> None:
-    """The treatment rows of one experiment: a readable table, or CSV with every digit."""
+    """The treatment rows of one experiment: a readable table (columns that are empty for
+    every row left out), or CSV with every digit and every column."""
     rows = results[~results["is_control"].astype(bool)].reindex(columns=list(PRINTED))
+    for column in PRINTED[4:]:
+        if column not in ("adjustment_family",):
+            rows[column] = pd.to_numeric(rows[column], errors="coerce")
     if style == "csv":
         print(rows.to_csv(index=False, float_format="%.17g"), end="")
         return
-    print(rows.to_string(index=False, float_format=lambda x: f"{x:.6g}", na_rep="-"))
+    empty = [c for c in OPTIONAL if rows[c].isna().all()]
+    if rows["cap_value"].isna().all():  # no metric is capped: the counts say nothing
+        empty += ["capped_units", "capped_units_control"]
+    print(rows.drop(columns=empty).to_string(index=False, float_format=lambda x: f"{x:.6g}",
+                                             na_rep="-"))
 
 
 def _options(args: argparse.Namespace) -> analyze.Options:

@@ -68,7 +68,8 @@ RESULT_COLUMNS: dict[str, str] = {
     # added by issue 23; the columns above keep their meaning
     "metric_role": "text", "direction": "text", "family_size": "bigint", "se": "double precision",
     "covariates": "text", "cap_rule": "text", "cap_value": "double precision",
-    "capped_units": "bigint", "harm_p_value": "double precision",
+    "capped_units": "bigint", "capped_units_control": "bigint",
+    "harm_p_value": "double precision",
     "noninferiority_margin": "double precision", "noninferiority_p_value": "double precision",
     "noninferiority_p_value_holm": "double precision",
     "chance_to_beat_control": "double precision", "expected_loss": "double precision",

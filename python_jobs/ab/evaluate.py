@@ -190,6 +190,7 @@ def _metric_frames(units: pd.DataFrame, metric: Metric, role: str, order: Sequen
         row = _row(r, v)
         row.update(_readouts(row, r, metric, options))
         row["capped_units"] = int(capped_flags[v].sum())
+        row["capped_units_control"] = int(capped_flags[control].sum())
         rows.append(row)
     frames = [pd.DataFrame(rows).assign(**common)]
     if metric.covariates:
@@ -224,6 +225,7 @@ def _cuped_frame(data: pd.DataFrame, metric: Metric, present: Sequence[str], con
         row = _row(r, v)
         row.update(_readouts(row, r, metric, options))
         row["capped_units"] = int(capped_flags[v].sum())
+        row["capped_units_control"] = int(capped_flags[control].sum())
         rows.append(row)
     return pd.DataFrame(rows).assign(**common, covariates=",".join(metric.covariates))
 

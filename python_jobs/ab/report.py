@@ -49,7 +49,8 @@ def _f(x: object, spec: str = ".4g") -> str:
 def _p(x: object) -> str:
     if x is None or pd.isna(x):
         return "-"
-    return "<1e-6" if float(x) < 1e-6 else format(float(x), ".4f")
+    x = float(x)
+    return "<1e-6" if x < 1e-6 else format(x, ".1e") if x < 1e-4 else format(x, ".4f")
 
 
 def _metric_words(metric: str) -> str:
