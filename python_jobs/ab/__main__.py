@@ -140,7 +140,8 @@ def print_results(results, style: str = "table") -> None:
 def _options(args: argparse.Namespace) -> analyze.Options:
     return analyze.Options(alpha=args.alpha, prior_sd=args.prior_sd,
                            sequential=args.sequential, looks=args.looks, look=args.look,
-                           spending=args.spending, tuning=args.tuning)
+                           spending=args.spending, tuning=args.tuning,
+                           planned_units=args.planned_units)
 
 
 def _outside(args: argparse.Namespace) -> int:
@@ -326,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--tuning", type=float, default=5000.0,
                      help="always_valid: units where the confidence sequence is tightest "
                           "(GrowthBook's default 5000)")
+    run.add_argument("--planned-units", type=float,
+                     help="daily monitor: planned units of a compared pair (control plus "
+                          "one variant), so a running "
+                          "experiment's information fractions stay put (default: the last "
+                          "day's units)")
     run.add_argument("--print", choices=["table", "csv", "none"], default="table",
                      help="results on stdout: a table, CSV with every digit, or none")
     config.add_common_args(run)

@@ -291,7 +291,9 @@ def analyze_experiment(conn: db.Warehouse, experiment_id: str, run_id: str,
                        meta=definition["meta"] or {}, source=USER_METRICS)
     outcome["daily"] = daily.experiment_daily(conn, experiment_id, alpha=options.alpha,
                                               spending=options.spending,
-                                              tuning=options.tuning).assign(**stamp)
+                                              tuning=options.tuning,
+                                              planned_units=options.planned_units
+                                              ).assign(**stamp)
     return outcome
 
 

@@ -9,9 +9,11 @@ window, as in fct_experiment_user_metrics): play_count, listening_minutes, sessi
 day, two sequential modes (sequential.py):
   always_valid                 running always-valid p-value and confidence sequence (mSPRT)
   group_<spending>             alpha spending with the day's information fraction
-                               I_d / I_last (I = 1 / variance of the effect); days adding no
-                               information get no boundary and cannot reject; p-value NULL,
-                               the interval is the repeated confidence interval
+                               n_d / n_max (units enrolled in both arms; n_max the last day's,
+                               or --planned-units while the experiment runs, so the boundaries
+                               of past days do not move); days without new units get no
+                               boundary and cannot reject; p-value NULL, the interval is the
+                               repeated confidence interval
 p_value_fixed is the fixed-horizon p-value of the same day: valid only on the planned last day.
 """
 
@@ -74,8 +76,8 @@ def _moments(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 
 def monitor(rows: pd.DataFrame, *, control: str = CONTROL, alpha: float = 0.05,
-            spending: str = "obrien_fleming",
-            tuning: float = sequential.DEFAULT_TUNING) -> pd.DataFrame:
+            spending: str = "obrien_fleming", tuning: float = sequential.DEFAULT_TUNING,
+            planned_units: float | None = None) -> pd.DataFrame:
     """The daily rows from read_user_days' frame."""
     if rows.empty:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -97,7 +99,7 @@ def monitor(rows: pd.DataFrame, *, control: str = CONTROL, alpha: float = 0.05,
             comparison = _compare(metric, cumulative, enrolled, arms[control], arms[variant],
                                   alpha)
             frames.append(_looks(comparison, metric, variant, control, days, alpha, spending,
-                                 tuning))
+                                 tuning, planned_units))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -123,7 +125,8 @@ def _compare(metric: str, cumulative: dict, enrolled: np.ndarray, in_control: np
 
 
 def _looks(r: stats.Comparison, metric: str, variant: str, control: str,
-           days: pd.DatetimeIndex, alpha: float, spending: str, tuning: float) -> pd.DataFrame:
+           days: pd.DatetimeIndex, alpha: float, spending: str, tuning: float,
+           planned_units: float | None = None) -> pd.DataFrame:
     effect, se = np.asarray(r.effect, float), np.asarray(r.se, float)
     nc, nt = np.asarray(r.n_control, float), np.asarray(r.n_treatment, float)
     ok = (nc >= 2) & (nt >= 2) & np.isfinite(effect) & np.isfinite(se) & (se > 0)
@@ -143,7 +146,9 @@ def _looks(r: stats.Comparison, metric: str, variant: str, control: str,
     always = base.assign(sequential_method="always_valid", p_value_sequential=valid["p_value"],
                          ci_low=valid["ci_low"], ci_high=valid["ci_high"],
                          is_significant=valid["reject"])
-    fractions = sequential.information_fractions(s**2)
+    # information = units enrolled in both arms (the variance of a cumulative metric grows
+    # with time, so 1 / variance is no measure of information here)
+    fractions = sequential.information_fractions(nc[idx] + nt[idx], planned_units)
     group = sequential.group_sequential(d, s, fractions, alpha=alpha, spending=spending)
     spent = base.assign(sequential_method=f"group_{spending}", information_fraction=fractions,
                         boundary=np.where(np.isfinite(group["boundary"]), group["boundary"],
@@ -155,6 +160,8 @@ def _looks(r: stats.Comparison, metric: str, variant: str, control: str,
 
 def experiment_daily(conn: db.Warehouse, experiment_id: str, *, alpha: float = 0.05,
                      spending: str = "obrien_fleming",
-                     tuning: float = sequential.DEFAULT_TUNING) -> pd.DataFrame:
+                     tuning: float = sequential.DEFAULT_TUNING,
+                     planned_units: float | None = None) -> pd.DataFrame:
     return monitor(read_user_days(conn, experiment_id), alpha=alpha, spending=spending,
-                   tuning=tuning).assign(experiment_id=experiment_id)
+                   tuning=tuning, planned_units=planned_units).assign(
+                       experiment_id=experiment_id)

@@ -48,6 +48,7 @@ class Options:
     look: int = 1  # group sequential: this look
     spending: str = "obrien_fleming"
     tuning: float = DEFAULT_TUNING
+    planned_units: float | None = None  # daily monitor: planned units of control + variant
 
 
 DEFAULT_OPTIONS = Options()

@@ -166,12 +166,13 @@ def boundaries(fractions: Sequence[float], alpha: float = 0.05,
     return bounds
 
 
-def information_fractions(variance: Sequence[float], planned_variance: float | None = None
+def information_fractions(information: Sequence[float], planned: float | None = None
                           ) -> np.ndarray:
-    """t_k = I_k / I_max with I = 1 / variance of the effect, I_max the planned information
-    (default: the last look's). Looks that add no information get NaN (they cannot reject)."""
-    info = 1.0 / np.asarray(variance, float)
-    info_max = info[-1] if planned_variance is None else max(1.0 / planned_variance, info[-1])
+    """t_k = I_k / I_max for an information measure that grows with the data (units
+    enrolled), I_max the planned information (default: the last look's). Looks that add no
+    information get NaN (they cannot reject)."""
+    info = np.asarray(information, float)
+    info_max = info[-1] if planned is None else max(float(planned), info[-1])
     t = np.minimum(info / info_max, 1.0)
     out = np.full(t.size, np.nan)
     best = 0.0

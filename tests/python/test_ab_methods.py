@@ -18,7 +18,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportions_ztest
 from statsmodels.stats.weightstats import ttest_ind
 
-from python_jobs.ab import decision, design, inputs, metrics, regression, sequential
+from python_jobs.ab import daily, decision, design, inputs, metrics, regression, sequential
 from python_jobs.ab import stats as ab
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
@@ -281,7 +281,7 @@ def test_spending_functions_are_the_published_formulas():
 
 
 def test_information_fractions_skip_looks_without_new_information():
-    t = sequential.information_fractions([4.0, 2.0, 2.0, 1.0])
+    t = sequential.information_fractions([100, 200, 200, 400])
     np.testing.assert_allclose(t, [0.25, 0.5, np.nan, 1.0])
     out = sequential.group_sequential(np.array([1.0, 1.0, 9.0, 0.1]), np.ones(4), t)
     assert not out["reject_now"][2] and np.isinf(out["boundary"][2])
@@ -365,3 +365,48 @@ def test_file_parsing_booleans_crlf_bom_and_errors(tmp_path):
     parquet = tmp_path / "units.parquet"
     frame.to_parquet(parquet)
     assert len(inputs.read_file(parquet, plan, "id", "arm")) == 2
+
+
+# --- the daily sequential monitor ----------------------------------------------------------
+
+def _user_days(rng) -> pd.DataFrame:
+    rows = []
+    for user in range(60):
+        variant = "control" if user % 2 else "treatment"
+        assigned = pd.Timestamp("2026-01-01") + pd.Timedelta(days=int(user % 5))
+        for day in range(int(rng.integers(0, 6))):
+            plays = int(rng.integers(1, 30))
+            rows.append({"user_id": user, "variant": variant, "assigned_date": assigned,
+                         "activity_date": assigned + pd.Timedelta(days=2 * day),
+                         "session_count": 1, "play_count": plays,
+                         "skip_count": int(rng.binomial(plays, 0.3)),
+                         "listening_minutes": float(plays * rng.uniform(2, 4))})
+        if not any(r["user_id"] == user for r in rows):  # a user without sessions
+            rows.append({"user_id": user, "variant": variant, "assigned_date": assigned,
+                         "activity_date": None, "session_count": 0, "play_count": 0,
+                         "skip_count": 0, "listening_minutes": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_daily_monitor_last_day_is_the_fixed_test_on_the_totals(rng):
+    rows = _user_days(rng)
+    out = daily.monitor(rows)
+    totals = rows.groupby(["user_id", "variant"])[["play_count", "skip_count"]].sum()
+    totals = totals.reset_index()
+    c = totals[totals["variant"] == "control"]
+    t = totals[totals["variant"] == "treatment"]
+    last = out[(out["metric"] == "play_count")
+               & (out["sequential_method"] == "always_valid")].iloc[-1]
+    ref = stats.ttest_ind(t["play_count"], c["play_count"], equal_var=False)
+    close(last["p_value_fixed"], ref.pvalue)
+    skip = out[(out["metric"] == "skip_rate")
+               & (out["sequential_method"] == "always_valid")].iloc[-1]
+    plain = ab.ratio_test(c["skip_count"], c["play_count"], t["skip_count"], t["play_count"])
+    close(skip["effect"], plain.effect)
+    group = out[(out["metric"] == "play_count") & (out["sequential_method"]
+                                                    == "group_obrien_fleming")]
+    assert group["information_fraction"].dropna().iloc[-1] == pytest.approx(1.0)
+    planned = daily.monitor(rows, planned_units=240)  # four times the 60 users so far
+    fractions = planned[(planned["metric"] == "play_count") & (
+        planned["sequential_method"] == "group_obrien_fleming")]["information_fraction"]
+    assert fractions.dropna().iloc[-1] == pytest.approx(0.25)
