@@ -106,6 +106,8 @@ def metric_from_dict(name: str, spec: Mapping[str, object]) -> Metric:
         raise ValueError(f"metric {name}: a ratio needs numerator and denominator")
     if kind != "ratio" and not spec.get("column"):
         raise ValueError(f"metric {name}: kind {kind} needs a column")
+    if kind == "proportion" and spec.get("cap") is not None:
+        raise ValueError(f"metric {name}: a proportion is 0/1 per unit, there is nothing to cap")
     direction = spec.get("direction", "increase")
     if direction not in ("increase", "decrease"):
         raise ValueError(f"metric {name}: direction must be increase or decrease")
@@ -219,6 +221,9 @@ def plan_from_flags(metric_flags: Sequence[str], *, caps: Iterable[str] | None =
         return metrics[name]
 
     for name, value in _pairs(caps, "--cap"):
+        if known(name, "--cap").kind == "proportion":
+            raise ValueError(f"--cap {name}: a proportion is 0/1 per unit, there is nothing "
+                             "to cap")
         metrics[name] = replace(known(name, "--cap"), cap=_cap(value, name))
     for name, value in _pairs(covariates, "--covariate"):
         cols = tuple(c for c in value.split(",") if c)
