@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize, special
@@ -166,6 +167,14 @@ def boundaries(fractions: Sequence[float], alpha: float = 0.05,
     return bounds
 
 
+@lru_cache(maxsize=256)
+def _boundaries(fractions: tuple[float, ...], alpha: float, spending: str) -> np.ndarray:
+    """boundaries(), remembered: every metric of a variant pair shares its looks."""
+    out = boundaries(fractions, alpha, spending)
+    out.flags.writeable = False
+    return out
+
+
 def information_fractions(information: Sequence[float], planned: float | None = None
                           ) -> np.ndarray:
     """t_k = I_k / I_max for an information measure that grows with the data (units
@@ -191,7 +200,7 @@ def group_sequential(effect: np.ndarray, se: np.ndarray, fractions: np.ndarray, 
     bound = np.full(t.size, np.inf)
     usable = np.isfinite(t)
     if usable.any():
-        bound[usable] = boundaries(t[usable], alpha, spending)
+        bound[usable] = _boundaries(tuple(t[usable].tolist()), alpha, spending)
     z = d / s
     reject = np.logical_or.accumulate(np.abs(z) >= bound)
     half = np.where(np.isfinite(bound), bound * s, np.nan)
