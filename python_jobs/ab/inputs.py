@@ -132,7 +132,11 @@ def read_table(conn: db.Warehouse, table: str, plan: Plan, unit_column: str,
             raise InputError(f"{column!r}: unit and variant columns must be plain names")
     aliases = expression_aliases(plan)
     extra = "".join(f", ({e}) as {a}" for e, a in aliases.items())
-    frame = db.read_sql(conn, f"select *{extra} from {table}")
+    try:
+        frame = db.read_sql(conn, f"select *{extra} from {table}")
+    except Exception as error:  # the engine's own error (missing table, bad expression)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"--from-table {table}: {first}") from None
     if frame.empty:
         raise InputError(f"{table}: no rows")
     frame = frame.rename(columns={a: e for e, a in aliases.items()})

@@ -128,6 +128,11 @@ def test_the_same_table_in_the_warehouse_gives_the_same_numbers(game, fresh_data
                         "--report", str(game["tmp"] / "file.md"), *COMMON]) == 0
     from_file = _printed(capsys.readouterr().out)
     pd.testing.assert_frame_equal(from_table, from_file, rtol=1e-12)
+    # a missing table is one line and exit status 2, like bad file input
+    assert ab_cli.main(["analyze", "--from-table", "games.nope", "--database", database,
+                        *COMMON]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --from-table games.nope:") and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(("content", "message"), [
