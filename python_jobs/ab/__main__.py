@@ -3,17 +3,29 @@
     python -m python_jobs.ab design --metric proportion --baseline 0.30 --mde 0.02
     python -m python_jobs.ab design --metric mean --sd 12 --mde 0.5 [--baseline 40]
     python -m python_jobs.ab design --metric proportion --baseline 0.30 --n-per-arm 5000
+    python -m python_jobs.ab design --metric ratio --mean-num 5 --mean-den 20 --sd-num 6 \
+        --sd-den 18 --corr 0.8 --mde -0.01 [--variance-reduction 0.3] [--daily-units 500]
+    python -m python_jobs.ab design --metric proportion --baseline 0.45 --margin 0.02
     python -m python_jobs.ab analyze --experiment exp_skip_reco [--report output/ab]
-    python -m python_jobs.ab analyze --all [--database D] [--alpha 0.05]
+    python -m python_jobs.ab analyze --all [--database D] [--alpha 0.05] [--sequential ...]
+    python -m python_jobs.ab analyze --from-file players.csv --experiment NAME \
+        --unit-column userid --variant-column version --control gate_30 \
+        --metric retention_7:proportion --metric rounds:mean:sum_gamerounds [--cap rounds:p99.9]
+    python -m python_jobs.ab analyze --from-table schema.name ... (the same flags)
     python -m python_jobs.ab assign --experiment exp_skip_reco [--sessions-table marts.fct_sessions]
 
 `design` prints the users needed per arm for each --mde, or the minimum detectable effect for
 each --n-per-arm (users in control; treatment gets ratio times as many). Two-sided tests;
-proportions by Cohen's h (arcsine) with the normal distribution, means by the noncentral t.
+proportions by Cohen's h (arcsine) with the normal distribution, means by the noncentral t,
+ratios by the delta method with a z-test; --variance-reduction shrinks the sd for CUPED,
+--margin plans a one-sided non-inferiority test, --daily-units adds the days of enrolment.
 
 `analyze` reads marts.fct_experiment_user_metrics (dbt build --select
-+fct_experiment_user_metrics first), appends one run to ab.experiment_results, ab.srm_checks
-and ab.runs, and writes a markdown report per experiment (python_jobs/ab/analyze.py). It works
++fct_experiment_user_metrics first) with the metrics and families of metrics.yml, or any
+per-unit file or warehouse table with metrics from the flags; appends one run to
+ab.experiment_results, ab.srm_checks, ab.runs (and, for the mart, the daily sequential monitor
+ab.experiment_daily_sequential), prints the results and writes a markdown report per
+experiment (python_jobs/ab/analyze.py). Bad input: one line on stderr, exit status 2. It works
 on the engine dbt builds on: DBT_TARGET (default postgres; spark = Spark database `ab`).
 `assign` writes raw tables, which live in PostgreSQL only.
 """
