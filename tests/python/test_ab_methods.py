@@ -255,7 +255,7 @@ def _crossing_probabilities(bounds, fractions):
     corr = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
     out = []
     for k in range(1, len(t) + 1):
-        mvn = stats.multivariate_normal(np.zeros(k), corr[:k, :k], abseps=1e-10, releps=1e-10)
+        mvn = stats.multivariate_normal(np.zeros(k), corr[:k, :k], abseps=1e-7, releps=1e-7)
         b = np.asarray(bounds[:k])
         out.append(1 - mvn.cdf(b, lower_limit=-b))
     return np.array(out)
