@@ -186,7 +186,8 @@ def _outside(args: argparse.Namespace) -> int:
             outcome = analysed(units, args.from_table)
         analyze.finish(conn, [outcome], args.report, single=True)
     _summary(outcome)
-    print_results(outcome["results"], args.print)
+    if args.print != "none":
+        print_results(outcome["results"], args.print)
     print(f"run {run_id}")
     return 0
 
