@@ -410,3 +410,25 @@ def test_daily_monitor_last_day_is_the_fixed_test_on_the_totals(rng):
     fractions = planned[(planned["metric"] == "play_count") & (
         planned["sequential_method"] == "group_obrien_fleming")]["information_fraction"]
     assert fractions.dropna().iloc[-1] == pytest.approx(0.25)
+
+
+def test_a_metrics_file_declares_metrics_roles_and_guardrails(tmp_path):
+    path = tmp_path / "metrics.yml"
+    path.write_text("""
+metrics:
+  rounds: {kind: mean, column: sum_gamerounds, cap: {percentile: 0.999}}
+  ret7: {kind: proportion, column: retention_7}
+  ret1: {kind: proportion, column: retention_1, guardrail: true, margin: 0.02}
+experiments:
+  cookie: {goal: [ret7], secondary: [rounds]}
+""")
+    loaded = metrics.load(path)
+    plan = metrics.plan_for(loaded, "cookie")
+    assert [m.name for m in plan.metrics] == ["rounds", "ret7", "ret1"]
+    assert plan.role("ret1") == "guardrail" and plan.role("rounds") == "secondary"
+    flags = metrics.plan_from_flags(["ret7", "rounds"], definitions=loaded["metrics"],
+                                    goal=["ret7"], secondary=["rounds"])
+    assert flags.metrics[1].cap == metrics.Cap(percentile=0.999)
+    path.write_text("metrics:\n  r: {kind: proportion, column: r, cap: {absolute: 1}}\n")
+    with pytest.raises(ValueError, match="nothing to cap"):
+        metrics.load(path)

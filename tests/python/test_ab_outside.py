@@ -17,6 +17,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 
 from python_jobs import db
 from python_jobs.ab import __main__ as ab_cli
+from python_jobs.ab import sequential
 
 PLAYERS = 3000
 EXPERIMENT = "cookie_gates"
@@ -149,3 +150,33 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, content, mess
     assert status == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def test_sequential_read_out_of_one_look(game, fresh_database, capsys):
+    """--sequential always_valid: the mSPRT p-value of this look, by the published formula
+    from the statsmodels-equal effect and its unpooled variance; --sequential group: the
+    repeated confidence interval with the boundary of look 2 of 4."""
+    database = fresh_database("ab_outside_sequential")
+    frame, path = game["frame"], game["path"]
+    control, treat = frame[frame["version"] == "gate_30"], frame[frame["version"] == "gate_40"]
+    pc, pt = control["retention_7"].mean(), treat["retention_7"].mean()
+    nc, nt = len(control), len(treat)
+    effect = pt - pc
+    variance = pc * (1 - pc) / nc + pt * (1 - pt) / nt
+    assert ab_cli.main(["analyze", "--from-file", str(path), "--database", database,
+                        "--report", str(game["tmp"] / "seq.md"), "--sequential",
+                        "always_valid", "--tuning", "3000", *COMMON]) == 0
+    row = _printed(capsys.readouterr().out).loc[("retention_7", "two_proportion_z")]
+    rho2 = (-2 * np.log(0.05) + np.log(-2 * np.log(0.05) + 1)) / 3000
+    tau2 = rho2 * variance * (nc + nt)
+    lam = np.sqrt(variance / (variance + tau2)) * np.exp(
+        tau2 * effect**2 / (2 * variance * (variance + tau2)))
+    np.testing.assert_allclose(row["p_value_sequential"], min(1.0, 1 / lam), rtol=1e-9)
+    assert ab_cli.main(["analyze", "--from-file", str(path), "--database", database,
+                        "--report", str(game["tmp"] / "seq.md"), "--sequential", "group",
+                        "--looks", "4", "--look", "2", *COMMON]) == 0
+    row = _printed(capsys.readouterr().out).loc[("retention_7", "two_proportion_z")]
+    bound = sequential.boundaries([0.25, 0.5])[-1]
+    np.testing.assert_allclose([row["ci_low_sequential"], row["ci_high_sequential"]],
+                               [effect - bound * np.sqrt(variance),
+                                effect + bound * np.sqrt(variance)], rtol=1e-9)
