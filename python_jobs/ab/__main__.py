@@ -229,7 +229,8 @@ def _analyze(args: argparse.Namespace) -> int:
             run_id, outcomes = analyze.run(conn, experiments, report_path=args.report,
                                            srm_threshold=args.srm_threshold,
                                            options=_options(args),
-                                           metrics_file=args.metrics_file)
+                                           metrics_file=args.metrics_file,
+                                           control=args.control)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -305,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--unit-column", default="unit_id", help="unit id column (default unit_id)")
     run.add_argument("--variant-column", default="variant",
                      help="arm column (default variant)")
-    run.add_argument("--control", default="control", help="the control arm (default control)")
+    run.add_argument("--control", default="control",
+                     help="the control arm, any arm of the experiment (default control)")
     run.add_argument("--metric", action="append",
                      help="NAME:KIND[:COLUMN], KIND proportion|mean|ratio (ratio: "
                           "NAME:ratio:NUM/DEN); or a NAME of --metrics-file (repeatable)")

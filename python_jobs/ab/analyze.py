@@ -103,7 +103,7 @@ def experiment_ids(conn: db.Warehouse) -> list[str]:
     return frame["experiment_id"].tolist()
 
 
-def read_experiment(conn: db.Warehouse, experiment_id: str) -> dict:
+def read_experiment(conn: db.Warehouse, experiment_id: str, control: str = CONTROL) -> dict:
     """The experiment's definition (or None), its variants with weights, in the staging order
     with the control first."""
     meta = db.read_sql(conn, f"select * from {EXPERIMENTS} where experiment_id = %s",
@@ -111,7 +111,7 @@ def read_experiment(conn: db.Warehouse, experiment_id: str) -> dict:
     variants = db.read_sql(
         conn, f"select variant, allocation_weight from {VARIANTS} where experiment_id = %s "
               "order by case when variant = %s then 0 else 1 end, variant",
-        (experiment_id, CONTROL))
+        (experiment_id, control))
     return {"meta": None if meta.empty else meta.iloc[0].to_dict(), "variants": variants}
 
 
@@ -274,22 +274,27 @@ def _outcome(units: pd.DataFrame, variants: pd.DataFrame, experiment_id: str,
 def analyze_experiment(conn: db.Warehouse, experiment_id: str, run_id: str,
                        run_at: datetime, *, alpha: float = 0.05,
                        srm_threshold: float = 0.001, options: Options | None = None,
-                       definitions: dict | None = None) -> dict | None:
+                       definitions: dict | None = None, control: str = CONTROL
+                       ) -> dict | None:
     """Analyse one mart experiment (nothing is written): its results, SRM rows, run row,
     daily sequential rows and what the report needs; None when it has no enrolled users."""
     options = options or Options(alpha=alpha)
     definitions = definitions or metric_defs.load()
     plan = metric_defs.plan_for(definitions, experiment_id)
-    definition = read_experiment(conn, experiment_id)
+    definition = read_experiment(conn, experiment_id, control)
     users = read_user_metrics(conn, experiment_id, plan)
     if users.empty:
         log.warning("%s: no rows in %s", experiment_id, USER_METRICS)
         return None
+    if control not in set(users["variant"]):
+        raise ValueError(f"{experiment_id}: no unit in the control arm {control!r} (arms: "
+                         f"{', '.join(sorted(set(users['variant'])))})")
     stamp = {"run_id": run_id, "run_at": run_at, "experiment_id": experiment_id}
     outcome = _outcome(_as_units(users, plan), definition["variants"], experiment_id, plan,
-                       stamp, control=CONTROL, options=options, srm_threshold=srm_threshold,
+                       stamp, control=control, options=options, srm_threshold=srm_threshold,
                        meta=definition["meta"] or {}, source=USER_METRICS)
-    outcome["daily"] = daily.experiment_daily(conn, experiment_id, alpha=options.alpha,
+    outcome["daily"] = daily.experiment_daily(conn, experiment_id, control=control,
+                                              alpha=options.alpha,
                                               spending=options.spending,
                                               tuning=options.tuning,
                                               planned_units=options.planned_units
@@ -332,7 +337,7 @@ def finish(conn: db.Warehouse, outcomes: list[dict], report_path: str | None,
 
 def run(conn: db.Warehouse, experiments: Sequence[str], *, report_path: str | None = None,
         alpha: float = 0.05, srm_threshold: float = 0.001, options: Options | None = None,
-        metrics_file: str | None = None) -> tuple[str, list[dict]]:
+        metrics_file: str | None = None, control: str = CONTROL) -> tuple[str, list[dict]]:
     """One run over the given mart experiments: analyse, write the markdown reports (to
     `report_path`: a folder, or a .md file for a single experiment; default output/ab), then
     append everything to schema ab in the caller's transaction. Returns (run_id, outcomes)."""
@@ -343,7 +348,7 @@ def run(conn: db.Warehouse, experiments: Sequence[str], *, report_path: str | No
     for experiment_id in experiments:
         outcome = analyze_experiment(conn, experiment_id, run_id, run_at,
                                      srm_threshold=srm_threshold, options=options,
-                                     definitions=definitions)
+                                     definitions=definitions, control=control)
         if outcome is not None:
             outcomes.append(outcome)
     finish(conn, outcomes, report_path, single=len(experiments) == 1)

@@ -158,10 +158,12 @@ def _looks(r: stats.Comparison, metric: str, variant: str, control: str,
     return pd.concat([always, spent], ignore_index=True)
 
 
-def experiment_daily(conn: db.Warehouse, experiment_id: str, *, alpha: float = 0.05,
+def experiment_daily(conn: db.Warehouse, experiment_id: str, *, control: str = CONTROL,
+                     alpha: float = 0.05,
                      spending: str = "obrien_fleming",
                      tuning: float = sequential.DEFAULT_TUNING,
                      planned_units: float | None = None) -> pd.DataFrame:
-    return monitor(read_user_days(conn, experiment_id), alpha=alpha, spending=spending,
+    return monitor(read_user_days(conn, experiment_id), control=control, alpha=alpha,
+                   spending=spending,
                    tuning=tuning, planned_units=planned_units).assign(
                        experiment_id=experiment_id)
