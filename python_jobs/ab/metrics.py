@@ -133,12 +133,13 @@ def load(path: str | Path | None = None) -> dict:
     experiments = {}
     for experiment, roles in (raw.get("experiments") or {}).items():
         experiments[experiment] = _roles(roles or {}, metrics, experiment)
-    # a metric may declare itself a guardrail everywhere
-    for name, spec in (raw.get("metrics") or {}).items():
-        if (spec or {}).get("guardrail"):
-            for roles in experiments.values():
-                roles.setdefault(name, "guardrail")
-    return {"metrics": metrics, "experiments": experiments}
+    # a metric may declare itself a guardrail of every experiment that does not say otherwise
+    guardrails = {name for name, spec in (raw.get("metrics") or {}).items()
+                  if (spec or {}).get("guardrail")}
+    for roles in experiments.values():
+        for name in guardrails:
+            roles.setdefault(name, "guardrail")
+    return {"metrics": metrics, "experiments": experiments, "guardrails": guardrails}
 
 
 def _roles(spec: Mapping[str, Sequence[str]], metrics: Mapping[str, Metric],
@@ -165,7 +166,9 @@ def plan_for(definitions: dict, experiment_id: str) -> Plan:
     metrics = definitions["metrics"]
     roles = definitions["experiments"].get(experiment_id)
     if not roles:
-        return Plan(tuple(metrics.values()), {m: "goal" for m in metrics})
+        guardrails = definitions.get("guardrails", set())
+        return Plan(tuple(metrics.values()),
+                    {m: "guardrail" if m in guardrails else "goal" for m in metrics})
     return Plan(tuple(metrics[m] for m in metrics if m in roles), roles)
 
 

@@ -426,6 +426,8 @@ experiments:
     plan = metrics.plan_for(loaded, "cookie")
     assert [m.name for m in plan.metrics] == ["rounds", "ret7", "ret1"]
     assert plan.role("ret1") == "guardrail" and plan.role("rounds") == "secondary"
+    other = metrics.plan_for(loaded, "not_listed")  # every metric a goal, but the guardrail
+    assert other.roles == {"rounds": "goal", "ret7": "goal", "ret1": "guardrail"}
     flags = metrics.plan_from_flags(["ret7", "rounds"], definitions=loaded["metrics"],
                                     goal=["ret7"], secondary=["rounds"])
     assert flags.metrics[1].cap == metrics.Cap(percentile=0.999)
