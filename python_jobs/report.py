@@ -403,22 +403,27 @@ def ab_section(ab: dict | None) -> str:
         return treated.apply(lambda r: "" if pd.isna(r[lo]) else
                              f"[{fmt(r[lo])}, {fmt(r[hi])}]", axis=1)
 
+    # guardrail rows are one-sided tests for harm: their "significant" means harm found
+    role = (treated["metric_role"] if "metric_role" in treated
+            else pd.Series("goal", index=treated.index)).fillna("goal")
+    flagged = treated["is_significant"].fillna(False).astype(bool)
+    harm = flagged & (role == "guardrail")
     shown = pd.DataFrame({
-        "experiment": treated["experiment_id"], "metric": treated["metric"],
+        "experiment": treated["experiment_id"], "role": role, "metric": treated["metric"],
         "method": treated["method"], "variant": treated["variant"], "n": treated["n"],
         "control": treated["value_control"], "treatment": treated["value"],
         "effect": treated["effect"], "95% CI": ci("ci_low", "ci_high", svg.num),
         "relative": treated["relative_effect"],
         "relative CI": ci("relative_ci_low", "relative_ci_high", svg.pct),
         "p": treated["p_value"], "p (Holm)": treated["p_value_holm"],
-        "significant": np.where(treated["is_significant"].fillna(False).astype(bool), "yes",
-                                ""),
+        "significant": np.where(harm, "harm", np.where(flagged, "yes", "")),
     })
     parts += ["<h3>Results (treatment vs control, latest run)</h3>", table(
         shown, "ab-results", {"control": svg.num, "treatment": svg.num, "effect": svg.num,
                               "relative": svg.pct, "p": lambda v: f"{v:.4f}",
                               "p (Holm)": lambda v: f"{v:.4f}", "n": lambda v: f"{int(v):,}"},
-        row_class=pd.Series(np.where(shown["significant"] == "yes", "good", "")))]
+        row_class=pd.Series(np.where(shown["significant"] == "yes", "good",
+                                     np.where(shown["significant"] == "harm", "bad", ""))))]
     primary = treated[treated["method"].isin(PRIMARY_METHODS)
                       & treated["relative_ci_low"].notna()]
     rows = [(f"{r.experiment_id} / {r.metric} / {r.variant}", float(r.relative_effect),
@@ -427,7 +432,8 @@ def ab_section(ab: dict | None) -> str:
     parts.append(figure("ab-forest", "Relative effects with 95% intervals", svg.forest_plot(
         rows, label="A/B forest plot", x_label="treatment / control - 1"),
         "Primary method per metric (Welch, ratio delta method, two-proportion z); red: "
-        "significant after Holm's correction within the experiment."))
+        "significant after Holm's correction within the metric's decision family (goal, "
+        "guardrail: one-sided harm, secondary) of the experiment."))
     return f'<section id="experiments">{title}{"".join(parts)}</section>'
 
 

@@ -202,3 +202,76 @@ def mean_mde(sd: float, n_control: float, *, alpha: float = 0.05, power: float =
     mde = d * sd
     return Design("mean", alpha, power, ratio, baseline, sd, mde, _relative(mde, baseline),
                   d, "cohens_d", float(n_control), n_control * ratio)
+
+
+# --- ratio metrics, CUPED, non-inferiority, duration -----------------------------------------
+
+def ratio_sd(mean_num: float, mean_den: float, sd_num: float, sd_den: float,
+             corr: float = 0.0) -> float:
+    """Per-unit sd of the delta-method linearisation (x - R y) / mean(y) of a ratio metric
+    R = sum(x) / sum(y): sqrt(var_x - 2 R cov_xy + R^2 var_y) / mean_y; its square over n is
+    the variance of R."""
+    if not mean_den > 0:
+        raise ValueError("the denominator's mean must be positive")
+    if not -1 <= corr <= 1:
+        raise ValueError("corr must lie in [-1, 1]")
+    r = mean_num / mean_den
+    var = sd_num**2 - 2 * r * corr * sd_num * sd_den + r**2 * sd_den**2
+    return math.sqrt(max(var, 0.0)) / mean_den
+
+
+def cuped_sd(sd: float, variance_reduction: float) -> float:
+    """The sd left after CUPED removes `variance_reduction` (the squared correlation of the
+    metric with its covariates, from a past period) of the variance."""
+    if not 0 <= variance_reduction < 1:
+        raise ValueError("variance reduction must lie in [0, 1)")
+    return sd * math.sqrt(1 - variance_reduction)
+
+
+def ratio_sample_size(mean_num: float, mean_den: float, sd_num: float, sd_den: float,
+                      corr: float, mde: float, *, alpha: float = 0.05, power: float = 0.8,
+                      ratio: float = 1.0, variance_reduction: float = 0.0) -> Design:
+    """Units per arm to detect an absolute change `mde` in a ratio metric: the delta-method
+    z-test the analysis runs, on the linearised sd (reduced by CUPED when given)."""
+    sd = cuped_sd(ratio_sd(mean_num, mean_den, sd_num, sd_den, corr), variance_reduction)
+    d = mde / sd
+    n = n_for_effect(d, test="z", alpha=alpha, power=power, ratio=ratio)
+    baseline = mean_num / mean_den
+    return Design("ratio", alpha, power, ratio, baseline, sd, mde, _relative(mde, baseline), d,
+                  "cohens_d", n, n * ratio)
+
+
+def ratio_mde(mean_num: float, mean_den: float, sd_num: float, sd_den: float, corr: float,
+              n_control: float, *, alpha: float = 0.05, power: float = 0.8,
+              ratio: float = 1.0, variance_reduction: float = 0.0) -> Design:
+    sd = cuped_sd(ratio_sd(mean_num, mean_den, sd_num, sd_den, corr), variance_reduction)
+    d = effect_for_n(n_control, test="z", alpha=alpha, power=power, ratio=ratio)
+    baseline = mean_num / mean_den
+    return Design("ratio", alpha, power, ratio, baseline, sd, d * sd,
+                  _relative(d * sd, baseline), d, "cohens_d", float(n_control),
+                  n_control * ratio)
+
+
+def noninferiority_sample_size(sd: float, margin: float, *, true_effect: float = 0.0,
+                               alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0,
+                               baseline: float | None = None) -> Design:
+    """Units per arm for a one-sided non-inferiority z-test: H0 effect <= -margin (absolute,
+    in the metric's units, the good direction positive) against H1 effect > -margin, when
+    the true effect is `true_effect`. n_eff = ((z_(1-alpha) + z_power) sd / (true_effect +
+    margin))^2, n_control = n_eff (1 + ratio) / ratio; alpha is one-sided."""
+    _check(alpha, power, ratio)
+    if not sd > 0 or not true_effect + margin > 0:
+        raise ValueError("need sd > 0 and true_effect + margin > 0")
+    d = (true_effect + margin) / sd
+    n_eff = ((stats.norm.isf(alpha) + stats.norm.isf(1 - power)) / d) ** 2
+    n = n_eff * (1 + ratio) / ratio
+    return Design("noninferiority", alpha, power, ratio, baseline, sd, margin,
+                  _relative(margin, baseline), d, "cohens_d", n, n * ratio)
+
+
+def duration_days(design: Design, daily_units: float) -> int:
+    """Days of enrolment to reach the design's units, at `daily_units` new units per day over
+    all arms."""
+    if not daily_units > 0:
+        raise ValueError("daily units must be positive")
+    return math.ceil(design.users_total / daily_units - 1e-9)

@@ -31,6 +31,7 @@ DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "ab_analyze"
 SESSIONS = 20_000
 SEED = 1
 EXPERIMENTS = ("exp_aa_check", "exp_autoplay", "exp_skip_reco")
+stats_z95 = 1.959963984540054
 COMPARED = ("n", "value", "n_control", "value_control", "effect", "ci_low", "ci_high",
             "relative_effect", "relative_ci_low", "relative_ci_high", "statistic", "df",
             "p_value", "effect_size", "achieved_power", "variance_reduction")
@@ -106,18 +107,24 @@ def test_skip_reco_effect_is_found_and_its_ci_covers_the_true_lift(analyzed):
     results = _results(analyzed["run_id"], "exp_skip_reco")
     skip = results[(results["metric"] == "skip_rate") & ~results["is_control"]].iloc[0]
     assert skip["method"] == "ratio_delta_z"
+    # skip_rate is the experiment's only goal metric (metrics.yml): its family has one test
+    assert skip["metric_role"] == "goal" and skip["adjustment_family"] == "goal"
+    assert skip["family_size"] == 1 and skip["p_value_holm"] == skip["p_value"]
     assert skip["is_significant"] and skip["p_value_holm"] < 0.05
     assert skip["ci_low"] <= true_lift <= skip["ci_high"]
-    # the other primary metrics were not planted: nothing significant there
-    others = results[(results["adjustment_family"] == "primary") & (results["metric"]
-                                                                    != "skip_rate")]
-    assert not others["is_significant"].any()
+    assert skip["chance_to_beat_control"] > 0.95  # lower is better for skip_rate
+    # the guardrails were not planted: no harm flagged there
+    guardrails = results[results["adjustment_family"] == "guardrail"]
+    assert set(guardrails["metric"]) == {"retention_d7", "listening_minutes"}
+    assert not guardrails["is_significant"].any()
 
 
 def test_aa_check_shows_no_effect(analyzed):
     results = _results(analyzed["run_id"], "exp_aa_check")
     adjusted = results[results["adjustment_family"].notna()]
-    assert len(adjusted) == 8  # 3 Welch + 3 CUPED + ratio + z, one treatment variant
+    # every metric a goal metric: 3 Welch + ratio + z, and CUPED for each of the five
+    assert len(adjusted) == 10
+    assert set(adjusted["adjustment_family"]) == {"goal", "goal_cuped"}
     assert not adjusted["is_significant"].any()
     assert (adjusted["p_value_holm"] > 0.05).all()
 
@@ -164,6 +171,15 @@ def test_written_statistics_equal_stats_on_the_mart_rows(analyzed, experiment_id
     assert chi["statistic"] == pytest.approx(reference.statistic, rel=1e-9)
     assert chi["p_value"] == pytest.approx(reference.p_value, abs=1e-12)
     got = got.drop(index=("retention_d7", "chi_square", "all"))
+    # CUPED of the ratio and the proportion (several covariates): regression.py, checked
+    # against statsmodels in test_ab_methods.py; here: the rows exist and are consistent
+    new_cuped = got[got.index.get_level_values("method").isin(
+        ["cuped_ratio_delta_z", "cuped_proportion_z"])]
+    assert len(new_cuped) == 2 * len(order)
+    treated_new = new_cuped[~new_cuped["is_control"].astype(bool)]
+    np.testing.assert_allclose(treated_new["effect"], treated_new["value"]
+                               - treated_new["value_control"], rtol=1e-9)
+    got = got.drop(index=new_cuped.index)
     assert sorted(got.index) == sorted(want.index)
     for column in COMPARED:
         a = got.loc[want.index, column].to_numpy(dtype=float)
@@ -171,20 +187,54 @@ def test_written_statistics_equal_stats_on_the_mart_rows(analyzed, experiment_id
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True,
                                    err_msg=f"{experiment_id} {column}")
 
-    # Holm and BH over the primary family: every treatment row of Welch, ratio and z
-    treated = want[~want["is_control"]]
-    primary = treated[treated.index.get_level_values("method") != "cuped_welch_t"]
-    holm = stats.adjust_p_values(primary["p_value"], "holm")
-    bh = stats.adjust_p_values(primary["p_value"], "bh")
-    np.testing.assert_allclose(got.loc[primary.index, "p_value_holm"], holm, rtol=1e-9)
-    np.testing.assert_allclose(got.loc[primary.index, "p_value_bh"], bh, rtol=1e-9)
-    # CUPED rows: the same family with CUPED in place of Welch
-    cuped_family = treated[treated.index.get_level_values("method") != "welch_t"]
-    holm = pd.Series(stats.adjust_p_values(cuped_family["p_value"], "holm"),
-                     index=cuped_family.index)
-    cuped = cuped_family[cuped_family.index.get_level_values("method") == "cuped_welch_t"]
-    np.testing.assert_allclose(got.loc[cuped.index, "p_value_holm"], holm[cuped.index],
-                               rtol=1e-9)
+    # Holm and BH within each decision family of metrics.yml (experiments not listed there:
+    # every metric a goal metric); guardrails on the one-sided harm p-values
+    full = _results(analyzed["run_id"], experiment_id)
+    treated = full[~full["is_control"].astype(bool) & (full["method"] != "chi_square")]
+    roles = {"exp_skip_reco": {"skip_rate": "goal", "retention_d7": "guardrail",
+                               "listening_minutes": "guardrail", "play_count": "secondary",
+                               "session_count": "secondary"},
+             "exp_autoplay": {"listening_minutes": "goal", "skip_rate": "guardrail",
+                              "retention_d7": "guardrail", "play_count": "secondary",
+                              "session_count": "secondary"}}.get(experiment_id, {})
+    assert (treated["metric_role"] == treated["metric"].map(lambda m: roles.get(m, "goal"))).all()
+    for role in ("goal", "guardrail", "secondary"):
+        column = "harm_p_value" if role == "guardrail" else "p_value"
+        primary = treated[(treated["metric_role"] == role)
+                          & ~treated["method"].str.startswith("cuped_")]
+        if primary.empty:
+            continue
+        assert (primary["adjustment_family"] == role).all()
+        np.testing.assert_allclose(primary["p_value_holm"],
+                                   stats.adjust_p_values(primary[column], "holm"), rtol=1e-9)
+        np.testing.assert_allclose(primary["p_value_bh"],
+                                   stats.adjust_p_values(primary[column], "bh"), rtol=1e-9)
+        # CUPED rows: the same family with each metric's CUPED row in place of its primary row
+        cuped = treated[(treated["metric_role"] == role)
+                        & treated["method"].str.startswith("cuped_")]
+        family = pd.concat([cuped, primary[~primary["metric"].isin(cuped["metric"])]])
+        holm = stats.adjust_p_values(family[column], "holm")[:len(cuped)]
+        np.testing.assert_allclose(cuped["p_value_holm"], holm, rtol=1e-9)
+        assert (cuped["adjustment_family"] == f"{role}_cuped").all()
+
+
+def test_daily_sequential_monitor_is_written_beside_fct_experiment_daily(analyzed):
+    daily = _query("select * from ab.latest_experiment_daily_sequential where experiment_id = "
+                   "'exp_skip_reco' order by metric, variant, sequential_method, look")
+    assert set(daily["metric"]) == {"play_count", "listening_minutes", "session_count",
+                                    "skip_rate"}
+    assert set(daily["sequential_method"]) == {"always_valid", "group_obrien_fleming"}
+    for (_, _, method), rows in daily.groupby(["metric", "variant", "sequential_method"]):
+        assert (np.diff(rows["look"]) == 1).all()
+        if method == "always_valid":  # running minimum, nested intervals
+            assert (np.diff(rows["p_value_sequential"]) <= 0).all()
+            assert (np.diff(rows["ci_low"]) >= -1e-12).all()
+            assert (np.diff(rows["ci_high"]) <= 1e-12).all()
+            assert (rows["ci_low"] <= rows["ci_high"]).all()
+        else:
+            assert rows["information_fraction"].dropna().iloc[-1] == pytest.approx(1.0)
+            bounded = rows["boundary"].notna()
+            assert (rows.loc[bounded, "boundary"] >= stats_z95 - 1e-12).all()
 
 
 def test_report_puts_the_srm_verdict_first(analyzed):
@@ -192,7 +242,12 @@ def test_report_puts_the_srm_verdict_first(analyzed):
     assert text.index("## Sample ratio check") < text.index("## Design") < text.index(
         "## Results") < text.index("## Verdicts")
     assert "**PASS**" in text
-    assert "treatment lowers play-weighted skip rate" in text
+    # the verdict leads with the goal metric and names the family it was corrected in
+    verdicts = text[text.index("## Verdicts"):]
+    assert verdicts.index("Goal metrics") < verdicts.index("Guardrails") < verdicts.index(
+        "Secondary metrics")
+    assert "treatment lowers play-weighted skip rate" in verdicts
+    assert "Holm over the goal family of 1 test" in verdicts
 
 
 def test_assign_reproduces_the_generators_assignments(analyzed):
