@@ -6,10 +6,14 @@ documentation (docs/raw_contract.md is checked against it by a test), so they ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from python_jobs import exact
 
 RAW_SCHEMA = "raw"
 
@@ -40,6 +44,9 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     partition_column: str | None = None  # Parquet layout: one folder per value of this day
+    # A key repeated inside one batch is rejected ("duplicate key in batch", first kept);
+    # False where repeats are delivered by design and staging removes them.
+    unique_in_batch: bool = True
     extra: dict = field(default_factory=dict)
 
     @property
@@ -180,6 +187,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("event_id",),
             partition_column="started_at",
+            unique_in_batch=False,
         ),
         Table(
             "experiments",
@@ -330,40 +338,47 @@ SUPPORT_DDL = (
 )
 
 
-_BOOL_TRUE = {"true", "t", "1", "yes", "y"}
-_BOOL_FALSE = {"false", "f", "0", "no", "n"}
+def check(table: Table, columns: Mapping[str, pa.Array], n_rows: int,
+          options: exact.Options = exact.DEFAULTS) -> tuple[pd.DataFrame, np.ndarray]:
+    """Type every contract column exactly and apply its rules.
+
+    Returns the typed frame (the contract's columns, all n_rows rows) and each row's reasons
+    for refusal ('' for a good row; several broken rules joined by '; ').
+    """
+    reasons = np.full(n_rows, "", dtype=object)
+
+    def flag(mask: np.ndarray, text: str) -> None:
+        if mask.any():
+            reasons[mask] = reasons[mask] + (text + "; ")
+
+    typed = {}
+    for col in table.columns:
+        if col.name not in columns:
+            typed[col.name] = pd.Series(pd.NA, index=range(n_rows), dtype="object")
+            continue
+        raw = columns[col.name]
+        present = ~exact.missing_mask(raw, options)
+        value, refused = exact.parse(col.type, col.name, raw, options)
+        typed[col.name] = value
+        if col.required:
+            flag(~present, f"{col.name}: required value missing")
+        for mask, text in refused:
+            flag(mask, text)
+        known = value.notna().to_numpy()
+        if col.allowed is not None:
+            flag(known & ~value.isin(col.allowed).to_numpy(dtype=bool),
+                 f"{col.name}: not one of " + "/".join(col.allowed))
+        if col.min_value is not None:
+            flag(known & (value < col.min_value).fillna(False).to_numpy(dtype=bool),
+                 f"{col.name}: below {col.min_value:g}")
+        if col.max_value is not None:
+            flag(known & (value > col.max_value).fillna(False).to_numpy(dtype=bool),
+                 f"{col.name}: above {col.max_value:g}")
+    return pd.DataFrame(typed), reasons
 
 
-def _present(raw: pd.Series) -> pd.Series:
-    return raw.notna() & (raw.astype("string").str.strip() != "")
-
-
-def _coerce(col: Column, raw: pd.Series) -> pd.Series:
-    """Cast one column to its contract type; unparseable values become missing."""
-    if col.type == "text":
-        return raw.astype("string").str.strip().replace("", pd.NA)
-    if col.type in ("bigint", "integer"):
-        num = pd.to_numeric(raw, errors="coerce")
-        whole = num.notna() & (np.floor(num) == num)
-        return num.where(whole).astype("Int64")
-    if col.type == "double":
-        return pd.to_numeric(raw, errors="coerce").astype("Float64")
-    if col.type == "boolean":
-        if pd.api.types.is_bool_dtype(raw):
-            return raw.astype("boolean")
-        s = raw.astype("string").str.strip().str.lower()
-        out = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-        out[s.isin(_BOOL_TRUE)] = True
-        out[s.isin(_BOOL_FALSE)] = False
-        return out
-    if col.type in ("timestamp", "date"):
-        ts = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
-        ts = ts.dt.tz_localize(None)
-        return ts.dt.normalize() if col.type == "date" else ts
-    raise ValueError(f"unknown contract type {col.type}")
-
-
-def validate(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate(table: Table, frame: pd.DataFrame, options: exact.Options = exact.DEFAULTS,
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into rows that meet the contract and rejects with a reason.
 
     Returns (good, rejects): good has exactly the contract's columns, typed; rejects has
@@ -372,39 +387,14 @@ def validate(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     missing = [c.name for c in table.columns if c.required and c.name not in frame.columns]
     if missing:
         raise ValueError(f"{table.name}: input lacks required columns {missing}")
-    reasons = pd.Series("", index=frame.index, dtype="string")
-
-    def flag(mask: pd.Series, text: str) -> None:
-        mask = mask.fillna(False).astype(bool)
-        reasons[mask] = reasons[mask] + (text + "; ")
-
-    typed = {}
-    for col in table.columns:
-        if col.name not in frame.columns:
-            typed[col.name] = pd.Series(pd.NA, index=frame.index, dtype="object")
-            continue
-        raw = frame[col.name]
-        present = _present(raw)
-        value = _coerce(col, raw)
-        typed[col.name] = value
-        if col.required:
-            flag(~present, f"{col.name}: required value missing")
-        flag(present & value.isna(), f"{col.name}: not a valid {col.type}")
-        if col.allowed is not None:
-            flag(value.notna() & ~value.isin(col.allowed), f"{col.name}: not one of "
-                 + "/".join(col.allowed))
-        if col.min_value is not None:
-            flag(value.notna() & (value < col.min_value), f"{col.name}: below {col.min_value}")
-        if col.max_value is not None:
-            flag(value.notna() & (value > col.max_value), f"{col.name}: above {col.max_value}")
-
+    columns = {name: exact.from_pandas(frame[name]) for name in frame.columns
+               if name in table.column_names}
+    typed, reasons = check(table, columns, len(frame), options)
     good_mask = reasons == ""
-    good = pd.DataFrame(typed, index=frame.index)[good_mask.to_numpy()]
-    rejects = pd.DataFrame(
-        {"row_index": frame.index[~good_mask.to_numpy()],
-         "reason": reasons[~good_mask].str.rstrip("; ").to_numpy()}
-    )
-    return good, rejects
+    typed.index = frame.index
+    rejects = pd.DataFrame({"row_index": frame.index[~good_mask],
+                            "reason": [r.rstrip("; ") for r in reasons[~good_mask]]})
+    return typed[good_mask], rejects
 
 
 def markdown() -> str:
