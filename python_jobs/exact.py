@@ -75,9 +75,14 @@ def as_text(array: pa.Array) -> pa.Array:
 def from_pandas(series: pd.Series) -> pa.Array:
     """A pandas column as Arrow (NaN/None/NA = null); mixed Python objects as their text."""
     try:
-        return pa.array(series, from_pandas=True)
+        array = pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return pa.array(series.astype("string"), from_pandas=True)
+    if pa.types.is_dictionary(array.type):
+        array = pc.cast(array, array.type.value_type)
+    if pa.types.is_large_string(array.type):
+        array = pc.cast(array, pa.string())
+    return array
 
 
 def missing_mask(array: pa.Array, options: Options) -> np.ndarray:

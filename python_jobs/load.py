@@ -265,11 +265,13 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
         typed, reasons = contract.check(table, columns, len(chunk), options)
         good = reasons == ""
         if table.unique_in_batch and good.any():
-            keys = _key_text(typed, table.key)
-            repeated = good & (keys.duplicated(keep="first") | keys.isin(seen_keys)).to_numpy()
+            keys = _key_text(typed[good], table.key)
+            again = (keys.duplicated(keep="first") | keys.isin(seen_keys)).to_numpy()
+            repeated = np.zeros(len(good), dtype=bool)
+            repeated[np.flatnonzero(good)[again]] = True
             reasons[repeated] = "duplicate key in batch"
             good &= ~repeated
-            seen_keys = seen_keys.append(pd.Index(keys[good]))
+            seen_keys = seen_keys.append(pd.Index(keys[~again]))
         typed = typed[good].assign(_batch_id=batch_id, _loaded_at=now)
         if table.partition_column and len(typed):
             days = typed[table.partition_column]
@@ -350,14 +352,23 @@ def _arrow_csv(path: Path, chunk_rows: int, encoding: str) -> Iterator[pd.DataFr
 
     header = _header(path, encoding)
     stream = pa.input_stream(str(path), compression="detect")
-    reader = pacsv.open_csv(
+    try:
+        reader = pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
-        # Every value as text, exactly as written: the contract's parsers type it.
-        convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
-                                             quoted_strings_can_be_null=False,
-                                             column_types={n: pa.string() for n in header}))
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                             invalid_row_handler=invalid),
+            # Every value as text, exactly as written: the contract's parsers type it.
+            convert_options=pacsv.ConvertOptions(
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+                column_types={n: pa.string() for n in header}))
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" not in str(exc):
+            raise
+        # A header without a newline: Arrow sees no complete line, but it is a header.
+        yield _with_attrs(pd.DataFrame({n: pd.Series([], dtype="string") for n in header}),
+                          source=str(path))
+        return
     names = reader.schema.names
     _check_header(path, names)
     yielded = False
@@ -578,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.log_level.upper() == "DEBUG":
             raise
-        if isinstance(exc, Unreadable):
+        if isinstance(exc, (Unreadable, LookupError)):
             return _fail(EXIT_UNREADABLE, str(exc))
         if isinstance(exc, Refused):
             return _fail(EXIT_REFUSED, str(exc))
@@ -596,6 +607,8 @@ def _run(args: argparse.Namespace) -> int:
     for path in args.files:
         if not path.exists():
             raise Unreadable(f"{path}: no such file")
+        if path.is_dir():
+            raise Unreadable(f"{path}: is a directory, not a file")
         _kind(path)
     if args.batch_name:
         groups = [(args.batch_name, args.files)]
