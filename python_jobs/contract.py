@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from python_jobs import exact
 
@@ -366,7 +367,8 @@ def check(table: Table, columns: Mapping[str, pa.Array], n_rows: int,
             flag(mask, text)
         known = value.notna().to_numpy()
         if col.allowed is not None:
-            flag(known & ~value.isin(col.allowed).to_numpy(dtype=bool),
+            listed = pc.is_in(exact.as_text(raw), value_set=pa.array(col.allowed))
+            flag(known & ~np.asarray(pc.fill_null(listed, False), dtype=bool),
                  f"{col.name}: not one of " + "/".join(col.allowed))
         if col.min_value is not None:
             flag(known & (value < col.min_value).fillna(False).to_numpy(dtype=bool),

@@ -167,6 +167,15 @@ def frame_digest(frame: pd.DataFrame) -> bytes:
     return "\x1f".join(map(str, frame.columns)).encode() + hashes.to_numpy().tobytes()
 
 
+def _digest_arrays(digest, columns: dict[str, pa.Array]) -> None:
+    """Fold columns' Arrow buffers into a content hash (in-memory loads: no file to hash)."""
+    for name, array in columns.items():
+        digest.update(f"{name}:{array.type}:{len(array)}".encode())
+        for buffer in array.buffers():
+            if buffer is not None:
+                digest.update(buffer)
+
+
 def _text(value) -> str | None:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
@@ -246,8 +255,6 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
         attrs = dict(chunk.attrs)
         chunk = chunk.reset_index(drop=True)
         chunk_source = attrs.get("source", source)
-        if content_hash is None:
-            digest.update(frame_digest(chunk))
         broken = attrs.get("broken", [])
         if broken:
             tally.rejected += db.copy_frame(conn, f"{contract.RAW_SCHEMA}.load_rejects",
@@ -262,6 +269,8 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
                              f"raw.{table.name}; the header has {header})")
         columns = {c: exact.from_pandas(chunk[c]) for c in table.column_names
                    if c in chunk.columns}
+        if content_hash is None:
+            _digest_arrays(digest, columns)
         typed, reasons = contract.check(table, columns, len(chunk), options)
         good = reasons == ""
         if table.unique_in_batch and good.any():
