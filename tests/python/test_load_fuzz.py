@@ -340,7 +340,8 @@ def database():
     with pytest.MonkeyPatch.context() as patch:
         # Hundreds of loads in one process: skip asking pg_ctl each time whether the server
         # (just started) runs. The database itself is real.
-        patch.setattr(warehouse, "up", lambda quiet=False: None)
+        if hasattr(warehouse, "up"):
+            patch.setattr(warehouse, "up", lambda quiet=False: None)
         yield name
     db.drop_database(name)
 
