@@ -271,7 +271,10 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
                    if c in chunk.columns}
         if content_hash is None:
             _digest_arrays(digest, columns)
-        typed, reasons = contract.check(table, columns, len(chunk), options)
+        try:
+            typed, reasons = contract.check(table, columns, len(chunk), options)
+        except pa.ArrowException as exc:  # a column no contract type can come from (a list)
+            raise Unreadable(f"{chunk_source}: {_cause(exc)}") from exc
         good = reasons == ""
         if table.unique_in_batch and good.any():
             keys = _key_text(typed[good], table.key)

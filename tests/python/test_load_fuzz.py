@@ -310,6 +310,8 @@ def cases() -> list[Case]:
         Case("parquet-dictionary", _parquet(_events_table(track_id=pa.array(
             ["t7", "t7", "t8"]).dictionary_encode())), suffix=".parquet", rows=3,
              expect=("track_id", ["t7", "t7", "t8"])),
+        Case("parquet-list-column", _parquet(_events_table(track_id=pa.array(
+            [["t1"], ["t2"]]))), suffix=".parquet", status=2, message="list"),
         Case("parquet-empty", _parquet(_events_table(event_id=pa.array([], pa.string()))),
              suffix=".parquet", rows=0),
         # arguments
