@@ -31,7 +31,8 @@ UNKNOWN_COUNTRY = "ZZ"  # Spotify's code for "country not known"
 
 
 def read_records(path: Path) -> pd.DataFrame:
-    """The export's plays, one row each, as written (`_row`: 1-based place in the array)."""
+    """The export's plays, one row each (`_row`: 1-based place in the array, `_record`: the
+    play's own object)."""
     # Export files are capped at about 12 MB each, so one json.load per file is fine.
     try:
         with open(path, encoding="utf-8-sig") as handle:  # some editors save a BOM
@@ -52,6 +53,7 @@ def read_records(path: Path) -> pd.DataFrame:
         raise rejects.Unusable(f"{path}: no field ts, not an extended streaming history "
                                f"export (fields: {found}){hint}")
     frame["_row"] = range(1, len(frame) + 1)
+    frame["_record"] = records  # what a reject keeps: the play exactly as the export has it
     return frame
 
 
@@ -217,9 +219,8 @@ def load_file(conn: db.Connection, path: Path, *, user_id: int, tier: str,
     chunks = (good.iloc[i:i + chunk_rows] for i in range(0, len(good), chunk_rows))
     result = load.load(conn, "listening_events", progress(chunks, path.name),
                        batch_id=events_batch, source=source)
-    originals = plays.drop(columns="_row")
     written = rejects.write(conn, "listening_events",
-                            [originals.loc[i].to_dict() for i, _ in refused],
+                            [plays.at[i, "_record"] for i, _ in refused],
                             [w for _, w in refused],
                             [int(plays.at[i, "_row"]) for i, _ in refused],
                             batch_id=events_batch, source=source)
