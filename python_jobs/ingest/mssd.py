@@ -114,8 +114,12 @@ def load_tracks(conn: db.Connection, path: Path, *, chunk_rows: int) -> list[str
     # Two passes over the file (one per table) keep each table one rerunnable batch.
     for name, pick in (("tracks", 0), ("audio_features", 1)):
         chunks = (track_frames(c)[pick] for c in _read(path, chunk_rows))
+        # Tracks: fill in stubs and earlier MSSD rows, never a track another source described.
+        only = (f"coalesce(t.is_stub, false) or t.artist_id = "
+                f"'{PLACEHOLDER_ARTIST['artist_id']}'") if name == "tracks" else None
         r = upsert.upsert(conn, name, progress(chunks, f"{path.name} {name}"),
-                          batch_id=upsert.batch_name(prefix, name), source=source)
+                          batch_id=upsert.batch_name(prefix, name), source=source,
+                          update_if=only)
         lines.append(f"raw.{name}: {r.rows_inserted} inserted, {r.rows_updated} updated, "
                      f"{r.rows_rejected} rejected")
         if name == "tracks" and stubs_before:
@@ -403,8 +407,8 @@ def load_log(conn: db.Connection, path: Path, *, chunk_rows: int,
     lines += [f"raw.listening_events: {result.rows_loaded} loaded, "
               f"{result.rows_rejected + extra} rejected (batch {result.batch_id})"]
     lines += [f"  rejected: {n} x {w}" for w, n in reasons.most_common()]
-    lines += [f"raw.tracks: {len(stubs)} tracks of the log are stubs ({t.rows_inserted} "
-              "inserted now): not in raw.tracks, so unknown artist and estimated duration"
+    lines += [f"raw.tracks: {len(stubs)} of the log's tracks are stubs ({t.rows_inserted} new): "
+              "unknown artist, estimated duration, until a track features file fills them in"
               if stubs else "raw.tracks: every track of the log is known, no stubs",
               f"raw.users: {u.rows_inserted} inserted, {u.rows_updated} updated, "
               f"{u.rows_rejected} rejected"]

@@ -69,7 +69,7 @@ def test_log_alone_loads_with_stub_tracks_and_source_skip_labels(fresh_database,
     assert "date order: day-first (DD-MM-YY) (2 distinct dates; 15-07-18 can only be read " \
            "so)" in out
     assert "raw.listening_events: 6 loaded, 0 rejected" in out
-    assert "4 tracks of the log are stubs (4 inserted now)" in out
+    assert "raw.tracks: 4 of the log's tracks are stubs (4 new)" in out
     plays = events(database, "select e.event_id, e.started_at, e.ms_played, e.is_shuffle, "
                              "e.source_skipped, e.source_skip_label, u.tier "
                              "from raw.listening_events as e join raw.users as u "
