@@ -334,6 +334,11 @@ def _row_problems(chunk: pd.DataFrame, order: str) -> pd.Series:
     return why
 
 
+def _originals(rows: pd.DataFrame) -> list[dict]:
+    """Log rows as the file wrote them (for rejects), without the row number."""
+    return rows.drop(columns="_row").astype("string").to_dict("records")
+
+
 def read_order(path: Path, chunk_rows: int, forced: str | None) -> tuple[str, str]:
     dates = pd.concat([c["date"] for c in _read(path, chunk_rows)], ignore_index=True)
     return decide_date_order(dates, forced, str(path))
@@ -354,27 +359,25 @@ def load_log(conn: db.Connection, path: Path, *, chunk_rows: int,
     def events() -> Iterator[pd.DataFrame]:
         for chunk in progress(whole_sessions(_numbered(_read(path, chunk_rows))), path.name):
             problems = _row_problems(chunk, order)
-            bad = problems != ""
-            by_row = dict(zip(chunk["_row"].astype(int),
-                              chunk.drop(columns="_row").astype("string").to_dict("records"),
-                              strict=True))
-            refused.extend((by_row[int(row)], text, int(row))
-                           for row, text in zip(chunk["_row"][bad], problems[bad], strict=True))
-            chunk = chunk[~bad.to_numpy()]
-            if chunk.empty:
+            bad = (problems != "").to_numpy()
+            refused.extend(zip(_originals(chunk[bad]), problems[bad],
+                               chunk["_row"][bad].astype(int), strict=True))
+            kept = chunk[~bad]
+            if kept.empty:
                 continue
-            durations, known_stubs = _durations(conn, chunk["track_id_clean"])
-            new = sorted(set(chunk["track_id_clean"]) - set(durations.index) - set(stubs))
+            durations, known_stubs = _durations(conn, kept["track_id_clean"])
+            new = sorted(set(kept["track_id_clean"]) - set(durations.index) - set(stubs))
             stubs.update(dict.fromkeys(new, STUB_DURATION_MS))
             # Stubs an earlier run made stay in this batch (a rerun reports the same).
             stubs.update(durations[sorted(known_stubs - set(stubs))].astype(int).to_dict())
             durations = pd.concat([durations, pd.Series(stubs, dtype="float64")])
             durations = durations[~durations.index.duplicated()]
-            chunk_events, chunk_users = session_frames(chunk, durations, unmapped, order)
+            chunk_events, chunk_users = session_frames(kept, durations, unmapped, order)
             good, why = rejects.split("listening_events", chunk_events)
-            for i, text in why.items():
-                row = int(chunk_events.at[i, "_row"])
-                refused.append((by_row[row], text, row))
+            if len(why):
+                rows = chunk_events.loc[why.index, "_row"].astype(int)
+                source_rows = kept.set_index("_row").loc[rows].reset_index()
+                refused.extend(zip(_originals(source_rows), why, rows, strict=True))
             users.append(chunk_users[chunk_users["user_id"].isin(good["user_id"])])
             yield good
 

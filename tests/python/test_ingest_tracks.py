@@ -91,12 +91,12 @@ def test_public_track_file_loads_one_row_per_track(fresh_database, tmp_path, cap
     assert again == first
 
 
-def test_map_overrides_and_missing_columns(fresh_database, tmp_path, capsys):
+def test_map_overrides_and_missing_columns_on_parquet(fresh_database, tmp_path, capsys):
     database = fresh_database("ing_tracks_map")
-    path = tmp_path / "songs.csv"
+    path = tmp_path / "songs.parquet"  # Parquet, typed columns: the same route
     pd.DataFrame({"song": ["4uLU6hMCjMI75M1A2tKUQC"], "title": ["Northern Lights"],
                   "band": ["Aurora Field"], "length": [210000], "released": ["2024"],
-                  "genre": ["Indie"]}).to_csv(path, index=False)
+                  "genre": ["Indie"], "tempo": [0.0]}).to_parquet(path, index=False)
     assert ingest.main(["tracks", str(path), "--database", database]) == 2
     assert "no column for track_id, track_name, duration_ms, artist_name or artist_id" \
         in capsys.readouterr().err
@@ -109,3 +109,6 @@ def test_map_overrides_and_missing_columns(fresh_database, tmp_path, capsys):
                                 "a.artist_name, g.genre from raw.tracks t join raw.artists a "
                                 "using (artist_id) join raw.artist_genres g using (artist_id)")
     assert row.values.tolist() == [["Northern Lights", 210000, 2024, "Aurora Field", "indie"]]
+    out = capsys.readouterr().out
+    assert "1 x tempo 0 read as unknown (null)" in out
+    assert "raw.audio_features: 0 inserted" in out  # tempo was its only feature: no row
