@@ -199,6 +199,10 @@ def load_file(conn: db.Connection, path: Path, *, user_id: int, tier: str,
         users["signup_at"] = min(earlier, users["signup_at"].iloc[0])
     zone, zone_why = _zone(users["country"].iloc[0], timezone)
     users["timezone"] = zone
+    users = upsert.keep_existing(conn, "users", users, "timezone")
+    zone = users["timezone"].iloc[0] if pd.notna(users["timezone"].iloc[0]) else None
+    if zone and not timezone and zone != timezones.of_country(users["country"].iloc[0]):
+        zone_why = "kept from an earlier load"
     prefix = f"history:{user_id}:{load.file_batch_id(path).removeprefix('file:')}"
     source = str(path)
     events_batch = upsert.batch_name(prefix, "listening_events")

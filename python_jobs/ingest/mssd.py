@@ -92,6 +92,11 @@ def track_frames(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "is_explicit": None,
         "is_stub": False,
     })
+    # The features file knows only the year: the release date is that year, so precise.
+    known_year = tracks["release_year"].notna()
+    tracks["release_date"] = (tracks["release_year"].astype("Int64").astype("string")
+                              + "-01-01").where(known_year)
+    tracks["release_date_precision"] = pd.Series("year", index=tracks.index).where(known_year)
     features = chunk.reindex(columns=["track_id", *FEATURE_COLUMNS]).copy()
     mode = chunk["mode"].astype("string").str.strip().str.lower()
     features["mode"] = mode.map({"major": "1", "minor": "0", "1": "1", "0": "0"})
@@ -405,6 +410,7 @@ def load_log(conn: db.Connection, path: Path, *, chunk_rows: int,
     all_users = pd.concat(users, ignore_index=True) if users else pd.DataFrame(
         columns=["user_id", "signup_at", "tier"])
     all_users["timezone"] = timezone
+    all_users = upsert.keep_existing(conn, "users", all_users, "timezone")
     u = upsert.upsert(conn, "users", all_users, batch_id=upsert.batch_name(prefix, "users"),
                       source=source)
     lines += [f"raw.listening_events: {result.rows_loaded} loaded, "

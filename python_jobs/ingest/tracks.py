@@ -14,7 +14,9 @@ track another source described.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -108,6 +110,20 @@ def release_dates(text: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
                         "release_date_precision": precision.where(day.notna()),
                         "release_year": parts["year"].where(day.notna())})
     return out, bad
+
+
+def release_parts(text: str | None) -> tuple[str | None, str | None]:
+    """(first day as YYYY-MM-DD, precision) of one release date; (None, None) when unknown
+    or impossible (Spotify writes "0000" for an unknown year)."""
+    match = re.match(_RELEASE, text or "")
+    if not match or int(match["year"]) < 1900:
+        return None, None
+    try:
+        day = date(int(match["year"]), int(match["month"] or 1), int(match["day"] or 1))
+    except ValueError:
+        return None, None
+    precision = "day" if match["day"] else "month" if match["month"] else "year"
+    return day.isoformat(), precision
 
 
 def _genres(rows: pd.DataFrame) -> pd.DataFrame:

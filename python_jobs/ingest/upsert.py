@@ -163,6 +163,22 @@ def upsert(conn: db.Connection, table_name: str,
     return UpsertResult(table.name, batch_id, inserted, updated, rejected)
 
 
+def keep_existing(conn: db.Connection, table_name: str, frame: pd.DataFrame,
+                  column: str) -> pd.DataFrame:
+    """Fill `column`'s missing values from the rows already in raw (an upsert otherwise sets
+    them null: a rerun without --timezone must not forget the time zone given before)."""
+    table = contract.TABLES[table_name]
+    (key,) = table.key
+    if frame.empty or frame[column].notna().all():
+        return frame
+    keys = [k.item() if hasattr(k, "item") else k for k in frame[key].dropna().unique()]
+    rows = db.read_sql(conn, f"select {key}, {column} from {contract.RAW_SCHEMA}.{table.name} "
+                             f"where {key} = any(%s) and {column} is not null", (keys,))
+    earlier = frame[key].map(rows.set_index(key)[column])
+    filled = frame[column].where(frame[column].notna(), earlier).astype("object")
+    return frame.assign(**{column: filled.where(filled.notna(), None)})
+
+
 def count_rejects(conn: db.Connection, table_name: str, batch_id: str, added: int) -> None:
     """Add rejects written outside load/upsert to the batch's registry row."""
     if added:

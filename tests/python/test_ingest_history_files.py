@@ -111,6 +111,10 @@ def test_country_with_several_clocks_needs_timezone(fresh_database, tmp_path, ca
     assert ingest.main([*args, "--timezone", "America/Chicago"]) == 0
     assert _read(database, "select timezone from raw.users")["timezone"].tolist() == [
         "America/Chicago"]
+    assert ingest.main(args) == 0  # a rerun without --timezone keeps the one given before
+    assert "time zone: America/Chicago (kept from an earlier load)" in capsys.readouterr().out
+    assert _read(database, "select timezone from raw.users")["timezone"].tolist() == [
+        "America/Chicago"]
     with pytest.raises(SystemExit):
         ingest.main([*args, "--timezone", "Mars/Olympus"])
     assert "unknown time zone" in capsys.readouterr().err

@@ -103,11 +103,12 @@ def test_log_alone_loads_with_stub_tracks_and_source_skip_labels(fresh_database,
     assert ingest.main(["events", str(features), "--format", "mssd",
                         "--database", database]) == 0
     assert "filled in 2 stub tracks" in capsys.readouterr().out
-    tracks = events(database, "select track_id, duration_ms, is_stub from raw.tracks "
-                              "order by 1").set_index("track_id")
+    tracks = events(database, "select track_id, duration_ms, is_stub, "
+                              "release_date::text || '/' || release_date_precision as released "
+                              "from raw.tracks order by 1").set_index("track_id")
     assert len(tracks) == 4
-    assert tracks.loc["t_a"].tolist() == [180500, False]
-    assert tracks.loc["t_c"].tolist() == [200000, False]
+    assert tracks.loc["t_a"].tolist() == [180500, False, "2018-01-01/year"]
+    assert tracks.loc["t_c"].tolist() == [200000, False, "2016-01-01/year"]
     assert tracks.loc["t_b", "is_stub"] and tracks.loc["t_d", "is_stub"]
     # Reloading the log recomputes its plays from the real durations, still 6 plays.
     assert ingest.main(args) == 0

@@ -9,6 +9,7 @@ import pandas as pd
 from python_jobs import db
 from python_jobs.ingest import __main__ as ingest
 from python_jobs.ingest import mapping
+from python_jobs.ingest.tracks import release_parts
 
 HEADER = ("track_id,track_name,track_artist,track_popularity,track_album_id,track_album_name,"
           "track_album_release_date,playlist_name,playlist_id,playlist_genre,playlist_subgenre,"
@@ -112,3 +113,12 @@ def test_map_overrides_and_missing_columns_on_parquet(fresh_database, tmp_path, 
     out = capsys.readouterr().out
     assert "1 x tempo 0 read as unknown (null)" in out
     assert "raw.audio_features: 0 inserted" in out  # tempo was its only feature: no row
+
+
+def test_release_parts_of_one_date():  # the spotify command's album release dates
+    assert release_parts("1981") == ("1981-01-01", "year")
+    assert release_parts("1981-12") == ("1981-12-01", "month")
+    assert release_parts("1981-12-15") == ("1981-12-15", "day")
+    assert release_parts("0000") == (None, None)  # Spotify's unknown year
+    assert release_parts("2019-02-30") == (None, None)
+    assert release_parts(None) == (None, None)
