@@ -203,7 +203,8 @@ def load_file(conn: db.Connection, path: Path, *, user_id: int, tier: str,
     zone = users["timezone"].iloc[0] if pd.notna(users["timezone"].iloc[0]) else None
     if zone and not timezone and zone != timezones.of_country(users["country"].iloc[0]):
         zone_why = "kept from an earlier load"
-    prefix = f"history:{user_id}:{load.file_batch_id(path).removeprefix('file:')}"
+    # Named after the file: a corrected export replaces its batches instead of adding rows.
+    prefix = f"history:{user_id}:{path.name}"
     source = str(path)
     events_batch = upsert.batch_name(prefix, "listening_events")
 
@@ -222,7 +223,7 @@ def load_file(conn: db.Connection, path: Path, *, user_id: int, tier: str,
                          f"{r.rows_rejected} rejected")
     chunks = (good.iloc[i:i + chunk_rows] for i in range(0, len(good), chunk_rows))
     result = load.load(conn, "listening_events", progress(chunks, path.name),
-                       batch_id=events_batch, source=source)
+                       batch_id=events_batch, source=source, content_hash=load.file_hash(path))
     written = rejects.write(conn, "listening_events",
                             [plays.at[i, "_record"] for i, _ in refused],
                             [w for _, w in refused],

@@ -108,7 +108,7 @@ def _read(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def load_tracks(conn: db.Connection, path: Path, *, chunk_rows: int) -> list[str]:
-    prefix = f"mssd:{load.file_batch_id(path).removeprefix('file:')}"
+    prefix = f"mssd:{path.name}"
     source = str(path)
     lines = []
     stubs_before = _stub_count(conn)
@@ -351,7 +351,8 @@ def read_order(path: Path, chunk_rows: int, forced: str | None) -> tuple[str, st
 
 def load_log(conn: db.Connection, path: Path, *, chunk_rows: int,
              date_order: str | None = None, timezone: str | None = None) -> list[str]:
-    prefix = f"mssd:{load.file_batch_id(path).removeprefix('file:')}"
+    # Named after the file: a corrected log replaces its batches instead of adding rows.
+    prefix = f"mssd:{path.name}"
     source = str(path)
     order, why = read_order(path, chunk_rows, date_order)
     lines = [f"date order: {ORDER_NAMES[order]} ({why})"]
@@ -387,7 +388,8 @@ def load_log(conn: db.Connection, path: Path, *, chunk_rows: int,
             yield good
 
     events_batch = upsert.batch_name(prefix, "listening_events")
-    result = load.load(conn, "listening_events", events(), batch_id=events_batch, source=source)
+    result = load.load(conn, "listening_events", events(), batch_id=events_batch, source=source,
+                       content_hash=load.file_hash(path))
     extra = rejects.write(conn, "listening_events", [r for r, _, _ in refused],
                           [w for _, w, _ in refused], [n for _, _, n in refused],
                           batch_id=events_batch, source=source)

@@ -150,7 +150,8 @@ def load_file(conn: db.Connection, path: Path, overrides: dict[str, str], *,
               chunk_rows: int = load.CHUNK_ROWS) -> list[str]:
     rows = read(path, overrides, chunk_rows)
     original: pd.DataFrame = rows.attrs.pop("original")
-    prefix = f"tracks:{load.file_batch_id(path).removeprefix('file:')}"
+    # Named after the file: a corrected file replaces its batches' registry rows.
+    prefix = f"tracks:{path.name}"
     source = str(path)
     refused: list[tuple[int, str]] = []  # (row position, reason)
     counts: Counter = Counter()
