@@ -25,6 +25,8 @@ CONTEXT_TYPES = ("playlist", "album", "artist", "radio", "search", "collection")
 REASON_STARTS = ("trackdone", "fwdbtn", "backbtn", "clickrow", "playbtn", "appload", "remote")
 REASON_ENDS = ("trackdone", "fwdbtn", "backbtn", "endplay", "logout", "remote", "unexpected")
 DEVICES = ("mobile", "desktop", "web", "smart_speaker", "tv")
+RELEASE_DATE_PRECISIONS = ("day", "month", "year")
+SOURCE_SKIP_LABELS = ("skip_1", "skip_2", "skip_3", "not_skipped", "skipped")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ TABLES: dict[str, Table] = {
                 _c("country", "text", "ISO 3166-1 alpha-2 country code of the account."),
                 _c("birth_year", "integer", "Self-reported birth year; may be missing.",
                    min_value=1900, max_value=2030),
+                _c("timezone", "text", "IANA time zone of the listener (e.g. Asia/Kolkata); "
+                   "empty = unknown, local time is then UTC."),
             ),
             key=("user_id",),
         ),
@@ -115,6 +119,13 @@ TABLES: dict[str, Table] = {
                 _c("popularity", "integer", "0-100 popularity score.", min_value=0,
                    max_value=100),
                 _c("is_explicit", "boolean", "Explicit lyrics."),
+                _c("release_date", "date", "Release date; its first day when only the month "
+                   "or the year is known (see release_date_precision)."),
+                _c("release_date_precision", "text", "How much of release_date the source "
+                   "knew.", allowed=RELEASE_DATE_PRECISIONS),
+                _c("is_stub", "boolean", "A placeholder made from a listening log that names "
+                   "the track but has no metadata: unknown artist, estimated duration; a "
+                   "track file loaded later fills it in."),
             ),
             key=("track_id",),
         ),
@@ -185,6 +196,11 @@ TABLES: dict[str, Table] = {
                 _c("reason_end", "text", "Why playback ended.", allowed=REASON_ENDS),
                 _c("is_shuffle", "boolean", "Shuffle mode on."),
                 _c("device", "text", "Device class.", allowed=DEVICES),
+                _c("source_skipped", "boolean", "The source's own skip flag, empty when the "
+                   "source has none: MSSD skip_2, a streaming-history export's skipped."),
+                _c("source_skip_label", "text", "The source's finest skip label: MSSD "
+                   "skip_1/skip_2/skip_3/not_skipped (the first set of skip_1, skip_2, skip_3), "
+                   "history skipped/not_skipped.", allowed=SOURCE_SKIP_LABELS),
             ),
             key=("event_id",),
             partition_column="started_at",
@@ -318,7 +334,17 @@ begin
 end
 $upgrade$"""
 
+# Optional columns added to the contract after a database was made: added in place (checked
+# first, so a current database takes no table lock).
+ADD_COLUMNS_DDL = "do $add$ begin\n" + "\n".join(
+    f"""    if not exists (select 1 from information_schema.columns where table_schema =
+        '{RAW_SCHEMA}' and table_name = '{t.name}' and column_name = '{c.name}') then
+        alter table {RAW_SCHEMA}.{t.name} add column {c.name} {_SQL_TYPES[c.type]};
+    end if;"""
+    for t in TABLES.values() for c in t.columns if not c.required) + "\nend $add$"
+
 SUPPORT_DDL = (
+    ADD_COLUMNS_DDL,
     LOAD_BATCHES_DDL,
     LOAD_CHANGES_DDL,
     f"""create table if not exists {RAW_SCHEMA}.load_rejects (

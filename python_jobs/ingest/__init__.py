@@ -2,6 +2,7 @@
 
     python -m python_jobs.ingest spotify --playlist ID [...]
     python -m python_jobs.ingest events FILE [FILE ...] --format raw|mssd|history
+    python -m python_jobs.ingest tracks FILE [FILE ...] [--map SOURCE=TARGET ...]
 
 See docs/ingest.md for what each loader maps and what it has to synthesise.
 """

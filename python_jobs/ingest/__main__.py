@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from python_jobs import config, contract, db, load, logs, warehouse
-from python_jobs.ingest import history, mssd, raw, spotify
+from python_jobs.ingest import history, mssd, raw, rejects, spotify, timezones, tracks
 
 FORMATS = ("raw", "mssd", "history")
 
@@ -40,10 +40,38 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--user-id", type=int, help="listener id for a history export")
     ev.add_argument("--tier", choices=contract.TIERS, default="premium",
                     help="subscription tier for a history export's user (default premium)")
+    ev.add_argument("--timezone", type=_zone, metavar="ZONE",
+                    help="IANA time zone of the listener(s), e.g. Asia/Kolkata (default: "
+                         "from a history export's country when it has one clock, else none "
+                         "= UTC)")
+    order = ev.add_mutually_exclusive_group()
+    order.add_argument("--dayfirst", dest="date_order", action="store_const", const="dmy",
+                       help="MSSD dates like 05-07-18 are day-first (needed only when no date "
+                            "in the file has a day above 12)")
+    order.add_argument("--monthfirst", dest="date_order", action="store_const", const="mdy",
+                       help="MSSD dates like 05-07-18 are month-first")
     ev.add_argument("--chunk-rows", type=int, default=load.CHUNK_ROWS,
                     help="rows per chunk when streaming large files")
     config.add_common_args(ev)
+
+    tr = commands.add_parser("tracks", help="load a public track / audio-feature file (CSV "
+                             "or Parquet), offline")
+    tr.add_argument("files", nargs="+", type=Path)
+    tr.add_argument("--map", action="append", default=[], metavar="SOURCE=TARGET",
+                    help="source column for a target field, e.g. --map song_id=track_id; "
+                         "repeat for several; TARGET=- ignores SOURCE (docs/ingest.md lists "
+                         "the targets and the built-in mapping)")
+    tr.add_argument("--chunk-rows", type=int, default=load.CHUNK_ROWS,
+                    help="rows per chunk when streaming large files")
+    config.add_common_args(tr)
     return parser
+
+
+def _zone(value: str) -> str:
+    try:
+        return timezones.checked(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _events(args: argparse.Namespace) -> int:
@@ -54,6 +82,9 @@ def _events(args: argparse.Namespace) -> int:
     if args.format == "history" and args.user_id is None:
         print("--format history needs --user-id (the export does not name the listener)",
               file=sys.stderr)
+        return 2
+    if args.date_order and args.format != "mssd":
+        print("--dayfirst/--monthfirst are for --format mssd", file=sys.stderr)
         return 2
     warehouse.init(args.database)
     try:
@@ -71,15 +102,34 @@ def _load_events(args: argparse.Namespace) -> int:
     # One transaction for the whole command: a failure leaves the warehouse as it was.
     with db.connect(args.database) as conn:
         if args.format == "mssd":
-            lines = mssd.load_files(conn, args.files, chunk_rows=args.chunk_rows)
+            lines = mssd.load_files(conn, args.files, chunk_rows=args.chunk_rows,
+                                    date_order=args.date_order, timezone=args.timezone)
         else:
             for path in args.files:
                 if args.format == "raw":
                     found = raw.load_file(conn, path, chunk_rows=args.chunk_rows)
                 else:
                     found = history.load_file(conn, path, user_id=args.user_id,
-                                              tier=args.tier, chunk_rows=args.chunk_rows)
+                                              tier=args.tier, chunk_rows=args.chunk_rows,
+                                              timezone=args.timezone)
                 lines += [f"{path.name}: {line}" for line in found]
+    # Printed only now: these are the counts the commit made true.
+    print("\n".join(lines))
+    return 0
+
+
+def _tracks(args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.files if not p.exists()]
+    if missing:
+        print(f"no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    mapping = tracks.parse_map(args.map)
+    warehouse.init(args.database)
+    lines: list[str] = []
+    with db.connect(args.database) as conn:
+        for path in args.files:
+            found = tracks.load_file(conn, path, mapping, chunk_rows=args.chunk_rows)
+            lines += [f"{path.name}: {line}" for line in found]
     print("\n".join(lines))
     return 0
 
@@ -90,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "spotify":
         return spotify.run(args.playlist, args.tracks_file, args.audio_features_file,
                            args.database, cache_dir=args.cache_dir, refresh=args.refresh)
-    return _events(args)
+    try:
+        return _tracks(args) if args.command == "tracks" else _events(args)
+    except (rejects.Unusable, load.Unreadable) as exc:
+        if args.log_level.upper() == "DEBUG":
+            raise
+        print(f"python -m python_jobs.ingest: error: {exc}", file=sys.stderr)
+        return 2
+    except rejects.AllRejected as exc:
+        print(f"python -m python_jobs.ingest: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
 from python_jobs import config, contract, db, load, warehouse
 from python_jobs.ingest import upsert
+from python_jobs.ingest.tracks import release_parts
 
 log = logging.getLogger(__name__)
 
@@ -255,13 +256,15 @@ def frames(cat: Catalogue) -> dict[str, pd.DataFrame]:
         album = track.get("album") or {}
         full_album = cat.albums.get(album.get("id")) or album
         primary = (track.get("artists") or [{}])[0]
+        released, precision = release_parts(full_album.get("release_date"))
         tracks.append({
             "track_id": track.get("id"), "track_name": track.get("name"),
             "artist_id": primary.get("id"), "album_id": album.get("id"),
             "album_name": full_album.get("name"),
             "release_year": _year(full_album.get("release_date")),
             "duration_ms": track.get("duration_ms"), "popularity": track.get("popularity"),
-            "is_explicit": track.get("explicit"),
+            "is_explicit": track.get("explicit"), "release_date": released,
+            "release_date_precision": precision, "is_stub": False,
         })
         if primary.get("id"):
             artists[primary["id"]] = {"artist_id": primary["id"],

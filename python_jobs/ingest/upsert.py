@@ -73,7 +73,8 @@ def record_batch(conn: db.Connection, table_name: str, batch_id: str, source: st
 
 
 def merge_frame(conn: db.Connection, table: contract.Table, good: pd.DataFrame, *,
-                batch_id: str, update_existing: bool) -> tuple[int, int]:
+                batch_id: str, update_existing: bool,
+                update_if: str | None = None) -> tuple[int, int]:
     """MERGE typed, valid rows into raw.<table>; returns (inserted, updated)."""
     if good.empty:
         return 0, 0
@@ -100,9 +101,10 @@ def merge_frame(conn: db.Connection, table: contract.Table, good: pd.DataFrame, 
         # _batch_id stays the inserter's, so load.py's batch replacement never duplicates.
         sets = sql.SQL(", ").join(
             sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in [*values, "_loaded_at"])
+        condition = sql.SQL(f" and ({update_if})" if update_if else "")
         update = sql.SQL(
-            "when matched and (row({t}) is distinct from row({s})) then update set {sets} "
-        ).format(t=t_vals, s=s_vals, sets=sets)
+            "when matched and (row({t}) is distinct from row({s})){cond} then update set {sets} "
+        ).format(t=t_vals, s=s_vals, sets=sets, cond=condition)
     statement = sql.SQL(
         "with merged as (merge into {target} as t using pg_temp.{temp} as s on {on} "
         "{update}when not matched then insert ({cols}) values ({svals}) "
@@ -121,12 +123,13 @@ def merge_frame(conn: db.Connection, table: contract.Table, good: pd.DataFrame, 
 
 def upsert(conn: db.Connection, table_name: str,
            chunks: pd.DataFrame | Iterable[pd.DataFrame], *, batch_id: str, source: str,
-           update_existing: bool = True,
+           update_existing: bool = True, update_if: str | None = None,
            extra_rejects: Sequence[tuple[dict, str]] = ()) -> UpsertResult:
     """Validate frames and merge them into raw.<table_name> as one rerunnable batch.
 
     update_existing=False only adds missing keys: placeholder rows (an artist known only by
-    name) must never overwrite richer rows another source already wrote.
+    name) must never overwrite richer rows another source already wrote. update_if: an SQL
+    condition on the existing row `t` that must hold for it to be updated (e.g. "t.is_stub").
     extra_rejects are (record, reason) pairs the contract cannot see (unknown ids ...).
     """
     table = contract.TABLES[table_name]
@@ -146,7 +149,7 @@ def upsert(conn: db.Connection, table_name: str,
                                                          batch_id=batch_id, source=source,
                                                          first_row=seen, now=now))
         ins, upd = merge_frame(conn, table, good, batch_id=batch_id,
-                               update_existing=update_existing)
+                               update_existing=update_existing, update_if=update_if)
         inserted, updated, good_rows = inserted + ins, updated + upd, good_rows + len(good)
         seen += len(chunk)
     rejected += add_rejects(conn, table.name, [r for r, _ in extra_rejects],
@@ -158,6 +161,30 @@ def upsert(conn: db.Connection, table_name: str,
     record_batch(conn, table.name, batch_id, source, good_rows, rejected,
                  content_hash=digest.hexdigest())
     return UpsertResult(table.name, batch_id, inserted, updated, rejected)
+
+
+def keep_existing(conn: db.Connection, table_name: str, frame: pd.DataFrame,
+                  column: str) -> pd.DataFrame:
+    """Fill `column`'s missing values from the rows already in raw (an upsert otherwise sets
+    them null: a rerun without --timezone must not forget the time zone given before)."""
+    table = contract.TABLES[table_name]
+    (key,) = table.key
+    if frame.empty or frame[column].notna().all():
+        return frame
+    keys = [k.item() if hasattr(k, "item") else k for k in frame[key].dropna().unique()]
+    rows = db.read_sql(conn, f"select {key}, {column} from {contract.RAW_SCHEMA}.{table.name} "
+                             f"where {key} = any(%s) and {column} is not null", (keys,))
+    earlier = frame[key].map(rows.set_index(key)[column])
+    filled = frame[column].where(frame[column].notna(), earlier).astype("object")
+    return frame.assign(**{column: filled.where(filled.notna(), None)})
+
+
+def count_rejects(conn: db.Connection, table_name: str, batch_id: str, added: int) -> None:
+    """Add rejects written outside load/upsert to the batch's registry row."""
+    if added:
+        db.execute(conn, f"update {contract.RAW_SCHEMA}.load_batches "
+                   "set rows_rejected = rows_rejected + %s "
+                   "where table_name = %s and batch_name = %s", (added, table_name, batch_id))
 
 
 def add_batch_rejects(conn: db.Connection, table_name: str, pairs: Sequence[tuple[dict, str]],

@@ -83,7 +83,8 @@ def test_mssd_sessions_map_to_plays_users_and_tracks(fresh_database):
     pd.testing.assert_frame_equal(_mssd_events(database), events)
     _assert_sane(database)
 
-    assert first["listening_events"] == 8  # 9 log rows, one of a track the dataset lacks
+    # 9 log rows; the one of a track the features file lacks is loaded with a stub track
+    assert first["listening_events"] == 9
     s1 = events[events["session_hint"] == "0_00006f66-33e5-4de7-a324-2d18e439fc1e"]
     assert s1["user_id"].nunique() == 1 and (s1["tier"] == "premium").all()
     # not_skipped: full 180.066666 s; skip_1: 5 s; skip_2: 20 s; skip_3 only: 80 % of 169.8 s
@@ -98,8 +99,9 @@ def test_mssd_sessions_map_to_plays_users_and_tracks(fresh_database):
 
     s2 = events[events["session_hint"] == "0_0000a72b-09ac-412f-b452-9b9e79bded8f"]
     assert (s2["tier"] == "free").all()
-    assert s2["context_type"].tolist() == ["collection", "album"]  # user_collection, catalog
-    assert s2["reason_start"].tolist() == ["clickrow", "clickrow"]  # clickside -> clickrow
+    # user_collection, catalog; clickside -> clickrow
+    assert s2["context_type"].tolist() == ["collection", "collection", "album"]
+    assert s2["reason_start"].tolist() == ["clickrow", "trackdone", "clickrow"]
     s3 = events[events["session_hint"] == "0_00011d1c-1d47-4a3d-b6e0-7f0a6a1e9f3b"]
     assert s3["context_type"].isna().tolist() == [False, True]  # unknown context -> NULL
 
@@ -109,11 +111,12 @@ def test_mssd_sessions_map_to_plays_users_and_tracks(fresh_database):
         tracks = db.read_sql(conn, "select track_id, release_year, duration_ms "
                                    "from raw.tracks order by track_id")
         modes = db.read_sql(conn, "select mode from raw.audio_features order by track_id")
-    assert rejects["table_name"].tolist() == ["audio_features", "listening_events"]
+    assert rejects["table_name"].tolist() == ["audio_features"]
     assert rejects["reason"].iloc[0] == "valence: above 1"
-    assert rejects["reason"].iloc[1].startswith("track_id_clean: not in raw.tracks")
-    assert tracks["release_year"].isna().sum() == 1  # "0000" is blanked, the track kept
+    assert tracks["release_year"].isna().sum() == 2  # "0000" is blanked; and the stub's
     assert tracks["duration_ms"].iloc[0] == 180067
+    stub = tracks.set_index("track_id").loc["t_ffffffff-0000-4000-8000-000000000000"]
+    assert stub["duration_ms"] == mssd.STUB_DURATION_MS
     assert modes["mode"].tolist() == [1, 0, 1, 0]
 
 
@@ -129,7 +132,9 @@ def test_history_export_loads_music_plays_and_minimal_catalogue(fresh_database, 
     args = ["events", str(FIXTURES / "streaming_history.json"), "--format", "history",
             "--user-id", "42", "--tier", "free", "--database", database]
     assert ingest.main(args) == 0
-    assert "skipped 1 podcast/audiobook rows" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not loaded (not music): 1 podcast episodes, 0 audiobook chapters" in out
+    assert "time zone: Europe/Berlin (from country DE)" in out
     first = _counts(database)
     assert ingest.main(args) == 0
     assert _counts(database) == first
@@ -144,7 +149,8 @@ def test_history_export_loads_music_plays_and_minimal_catalogue(fresh_database, 
         rejects = db.read_sql(conn, "select reason from raw.load_rejects")
     # 9 rows: 1 podcast skipped, 1 without a track URI rejected, 7 plays.
     assert len(events) == 7 and (events["user_id"] == 42).all()
-    assert rejects["reason"].tolist() == ["track_id: required value missing"]
+    assert rejects["reason"].tolist() == [
+        "spotify_track_uri: missing, and no episode or audiobook either"]
     assert events["event_id"].is_unique
     # ts is when playback stopped: 08:03:30 minus 210 s played.
     assert str(events["started_at"].iloc[0]) == "2024-03-01 08:00:00"
