@@ -31,12 +31,15 @@
 {#- This invocation's bound: the newest change recorded by on-run-start, or (a command that
     runs no hooks, e.g. compile) the newest change now. -#}
 {% macro incremental_run_bound() -%}
+    {%- set changes = incremental_registry_relation() -%}
     coalesce(
         (
             select max(change_id) from {{ incremental_state_relation() }}
             where watermark_name = 'run {{ invocation_id }}'
         ),
-        (select max(change_id) from {{ incremental_registry_relation() }}),
+        {% if changes is not none -%}
+            (select max(change_id) from {{ changes }}),
+        {%- endif %}
         -1
     )
 {%- endmacro %}
