@@ -12,8 +12,8 @@
     when the invocation started, the bound of every model it builds, so a load that commits
     while dbt runs is left whole to the next run). -#}
 {% macro incremental_state_relation() %}
-    {{ return(api.Relation.create(database=incremental_database(), schema='intermediate',
-                                  identifier='incremental_watermarks', type='table')) }}
+    {{ return(api.Relation.create(database=incremental_database(), schema='incremental',
+                                  identifier='watermarks', type='table')) }}
 {% endmacro %}
 
 
