@@ -90,9 +90,9 @@ def register(path: Path, raw_dir: Path) -> dict[str, int]:
     with connect(path) as con:
         con.execute(f"create schema if not exists {RAW_SCHEMA}")
         for table in contract.TABLES.values():
-            if not (raw_dir / table.name).is_dir() and not raw_dir.is_dir():
-                raise SystemExit(f"{raw_dir} is missing: run `python -m python_jobs.duckdb "
-                                 "load` (or python_jobs.spark export)")
+            if not (raw_dir / table.name).is_dir():  # the export makes one even when empty
+                raise SystemExit(f"{raw_dir / table.name} is missing: run `python -m "
+                                 "python_jobs.duckdb load` (or python_jobs.spark export)")
             con.execute(view_sql(table, raw_dir))
             counts[table.name] = con.execute(
                 f"select count(*) from {RAW_SCHEMA}.{table.name}").fetchone()[0]

@@ -1,0 +1,154 @@
+"""The DuckDB target: the same project on DuckDB from the Parquet export, every mart and
+intermediate model equal to the PostgreSQL build (1e-9 relative, python_jobs.spark's
+comparison), on one generated data set (300 sessions):
+
+1. raw is exported to Parquet (python_jobs.spark.export, no Java needed); PostgreSQL builds
+   the whole project once (dbt in another process, beside the DuckDB steps, which read only
+   the Parquet files);
+2. the newest two days of events before today are moved out of the export and DuckDB builds
+   the project from the rest (first run: every incremental model created);
+3. the days come back and DuckDB runs dbt again WITHOUT --full-refresh (an incremental run:
+   the contract and schema-change checks see DuckDB's HUGEINT sums in BIGINT columns);
+4. every mart and intermediate model: DuckDB == PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from python_jobs import config, contract, dbt_cli, generate, spark, warehouse
+from python_jobs import db as pg
+from python_jobs import duckdb as duck
+
+DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "duckdb_e2e"
+SESSIONS = 300
+
+
+def _profile_path(env: dict[str, str]) -> Path:
+    """profiles.yml's duckdb `path` as dbt renders it in the repo root under `env`."""
+    output = yaml.safe_load((config.ROOT / "profiles.yml").read_text())[
+        "streaming_warehouse"]["outputs"]["duckdb"]
+    rendered = jinja2.Template(output["path"]).render(
+        env_var=lambda name, default=None: env.get(name, default))
+    return (config.ROOT / rendered).resolve()
+
+
+def test_profile_opens_the_file_the_jobs_use(monkeypatch, tmp_path):
+    """dbt --target duckdb must open the file `register` wrote its raw views to."""
+    monkeypatch.delenv("DUCKDB_PATH", raising=False)
+    monkeypatch.setenv("PGDATABASE", "some_db")
+    assert duck.database_path() == _profile_path(dict(os.environ))
+    assert duck.database_path().name == "some_db.duckdb"
+    assert duck.database_path("other").name == "other.duckdb"
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "x.duckdb"))
+    assert duck.database_path() == _profile_path(dict(os.environ)) == tmp_path / "x.duckdb"
+    env = duck.dbt_env("other", tmp_path / "y.duckdb")
+    assert _profile_path(env) == tmp_path / "y.duckdb" and env["PGDATABASE"] == "other"
+
+
+def test_register_types_views_as_the_raw_contract(tmp_path):
+    """An empty export (no Parquet file) still gives a typed, empty view; a missing one is
+    an error, not an empty table."""
+    raw = tmp_path / "raw"
+    for table in contract.TABLES.values():
+        (raw / table.name).mkdir(parents=True)
+    path = tmp_path / "w.duckdb"
+    assert set(duck.register(path, raw).values()) == {0}
+    with duck.connect(path, read_only=True) as con:
+        types = dict(con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'listening_events'").fetchall())
+    duckdb_names = {"text": "VARCHAR", "bigint": "BIGINT", "integer": "INTEGER",
+                    "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE",
+                    "timestamp": "TIMESTAMP"}  # timestamps naive UTC, as in Postgres
+    expected = {name: duckdb_names[type_] for name, type_ in
+                spark.file_columns(contract.TABLES["listening_events"])}
+    assert types == expected and "started_date" not in types  # the day folders stay out
+    shutil.rmtree(raw / "users")
+    with pytest.raises(SystemExit, match="users is missing"):
+        duck.register(path, raw)
+
+
+# --- end to end: one build per engine ----------------------------------------------------
+
+
+def _hold_back_newest_days(raw: Path, held: Path, days: int = 2) -> list[str]:
+    """Move the newest `days` day folders of events before today out of the export."""
+    events = raw / "listening_events"
+    folders = sorted(p.name for p in events.iterdir()
+                     if p.name.split("=")[1] < date.today().isoformat())[-days:]
+    held.mkdir()
+    for name in folders:
+        shutil.move(events / name, held / name)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("duckdb_e2e")
+    raw, path, target = tmp / "raw", tmp / "warehouse.duckdb", tmp / "target_duckdb"
+    pg.drop_database(DATABASE)
+    warehouse.init(DATABASE)
+    thread = None
+    try:
+        assert generate.main(["--sessions", str(SESSIONS), "--seed", "5", "--database",
+                              DATABASE, "--log-level", "WARNING"]) == 0
+        spark.export(DATABASE, raw)
+        # 1. PostgreSQL, one full build, beside the DuckDB steps
+        postgres: list[BaseException | None] = []
+
+        def build_postgres() -> None:
+            try:
+                dbt_cli.run(DATABASE, tmp / "pg", "build", *duck.NO_TESTS)
+                postgres.append(None)
+            except BaseException as exc:  # re-raised in the test's thread below
+                postgres.append(exc)
+
+        thread = threading.Thread(target=build_postgres, name="postgres-build")
+        thread.start()
+        # 2. DuckDB without the newest days
+        held = _hold_back_newest_days(raw, tmp / "held")
+        duck.register(path, raw)
+        assert duck.dbt(["build", *duck.NO_TESTS], DATABASE, path, target) == 0
+        with duck.connect(path, read_only=True) as con:
+            first_newest = con.execute("select max(played_date) from marts.fct_plays").fetchone()[0]
+        # 3. the days arrive: an incremental run
+        for name in held:
+            shutil.move(tmp / "held" / name, raw / "listening_events" / name)
+        assert duck.dbt(["run"], DATABASE, path, target) == 0
+        thread.join()
+        if postgres[0] is not None:
+            raise postgres[0]
+        yield {"path": path, "target": target, "held": held, "first_newest": first_newest}
+    finally:
+        if thread is not None:
+            thread.join()  # never drop the database under a running build
+        if not os.environ.get("KEEP_TEST_DATABASES"):
+            pg.drop_database(DATABASE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schema", ["marts", "intermediate"])
+def test_every_model_on_duckdb_equals_postgres(built, schema):
+    held_first = date.fromisoformat(built["held"][0].split("=")[1])
+    assert built["first_newest"] < held_first  # the first build really lacked those days
+    results = duck.compare(DATABASE, built["path"], built["target"] / "manifest.json",
+                           schema=schema)
+    bad = [r for r in results if r["status"] != "ok"]
+    assert results and not bad, spark.format_results(results, "duckdb")
+    names = {r["mart"] for r in results}
+    expected = {"marts": {"fct_plays", "fct_sessions", "fct_user_features", "fct_skip_rates",
+                          "fct_skip_training_plays", "fct_retention_cohorts"},
+                "intermediate": {"int_plays_sessionized", "int_user_track_days_aggregated"}}
+    assert expected[schema] <= names
+    assert all(r["duckdb_rows"] == r["postgres_rows"] for r in results)
+    assert sum(r["duckdb_rows"] for r in results) > 0
