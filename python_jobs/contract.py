@@ -244,15 +244,74 @@ def ddl(table: Table, schema: str = RAW_SCHEMA) -> str:
     return f"create table if not exists {schema}.{table.name} (\n" + ",\n".join(cols) + "\n)"
 
 
-SUPPORT_DDL = (
-    f"""create table if not exists {RAW_SCHEMA}.load_batches (
-    batch_id text primary key,
+# The batch registry (docs/raw_contract.md, "Batches"): one row per live batch, and an
+# append-only log of every committed load / replace / remove, which incremental models read
+# to find the days that changed. The loader writes both in the data change's transaction.
+LOAD_BATCHES_DDL = f"""create table if not exists {RAW_SCHEMA}.load_batches (
     table_name text not null,
+    batch_name text not null,
+    content_hash text not null,
     source text not null,
     rows_loaded bigint not null,
     rows_rejected bigint not null,
-    loaded_at timestamp not null
-)""",
+    loaded_at timestamp not null,
+    min_day date,
+    max_day date,
+    primary key (table_name, batch_name)
+)"""
+
+LOAD_CHANGES_DDL = f"""create table if not exists {RAW_SCHEMA}.load_changes (
+    change_id bigint generated always as identity primary key,
+    table_name text not null,
+    batch_name text not null,
+    action text not null check (action in ('load', 'replace', 'remove')),
+    min_day date,
+    max_day date,
+    rows_before bigint not null,
+    rows_after bigint not null,
+    changed_at timestamp not null default (now() at time zone 'utc')
+)"""
+
+# Advisory lock keys: warehouse.init takes INIT_LOCK_KEY; a load into a table takes
+# (LOAD_LOCK_CLASS, hashtext(table name)), so loads into one table run one at a time.
+INIT_LOCK_KEY = 1_500_000_001
+LOAD_LOCK_CLASS = 15_015
+
+# Databases made before the registry had load_batches(batch_id primary key, ...) and no
+# load_changes: upgrade them in place (idempotent; a no-op on a current database). Existing
+# batches get their day range from the data and one 'load' row each in the change log.
+_DAY_RANGES = "\n".join(
+    f"""        update {RAW_SCHEMA}.load_batches b set min_day = d.min_day, max_day = d.max_day
+        from (select _batch_id, min({t.partition_column})::date as min_day,
+                     max({t.partition_column})::date as max_day
+              from {RAW_SCHEMA}.{t.name} group by _batch_id) d
+        where b.table_name = '{t.name}' and b.batch_name = d._batch_id;"""
+    for t in TABLES.values() if t.partition_column)
+
+UPGRADE_DDL = f"""do $upgrade$
+begin
+    if exists (select 1 from information_schema.columns where table_schema = '{RAW_SCHEMA}'
+               and table_name = 'load_batches' and column_name = 'batch_id') then
+        alter table {RAW_SCHEMA}.load_batches drop constraint if exists load_batches_pkey;
+        alter table {RAW_SCHEMA}.load_batches rename column batch_id to batch_name;
+        alter table {RAW_SCHEMA}.load_batches
+            add column if not exists content_hash text not null default 'unknown',
+            add column if not exists min_day date,
+            add column if not exists max_day date;
+        alter table {RAW_SCHEMA}.load_batches alter column content_hash drop default;
+        alter table {RAW_SCHEMA}.load_batches add primary key (table_name, batch_name);
+{_DAY_RANGES}
+        insert into {RAW_SCHEMA}.load_changes
+            (table_name, batch_name, action, min_day, max_day, rows_before, rows_after)
+        select table_name, batch_name, 'load', min_day, max_day, 0, rows_loaded
+        from {RAW_SCHEMA}.load_batches order by loaded_at, table_name, batch_name;
+    end if;
+end
+$upgrade$"""
+
+SUPPORT_DDL = (
+    LOAD_BATCHES_DDL,
+    LOAD_CHANGES_DDL,
     f"""create table if not exists {RAW_SCHEMA}.load_rejects (
     batch_id text not null,
     table_name text not null,
@@ -267,6 +326,7 @@ SUPPORT_DDL = (
     value double precision not null,
     description text not null
 )""",
+    UPGRADE_DDL,
 )
 
 

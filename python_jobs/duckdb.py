@@ -17,6 +17,7 @@ the duckdb target) on the same file at once. See docs/duckdb.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -27,12 +28,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from python_jobs import config, contract, logs, spark
+from python_jobs import config, contract, db, logs, spark
 
 log = logging.getLogger(__name__)
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 RAW_SCHEMA = "raw"
+REGISTRY = "load_changes"
 DEFAULT_DIR = config.ROOT / "output" / "duckdb"  # output/ is git-ignored
 DEFAULT_TARGET_PATH = config.ROOT / "target" / "duckdb"
 NO_TESTS = ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
@@ -100,10 +102,41 @@ def register(path: Path, raw_dir: Path) -> dict[str, int]:
     return counts
 
 
+# Postgres column types of the batch registry -> DuckDB's spelling where it differs.
+_PG_TYPES = {"text": "varchar", "timestamp without time zone": "timestamp"}
+
+
+def copy_registry(database: str | None, path: Path) -> int:
+    """Copy raw.load_changes, the batch registry's change log that the incremental models
+    read to find the days to rebuild (docs/incremental.md), into the DuckDB file as a table,
+    taken with the export so both describe the same raw data. Returns its rows; -1 when the
+    warehouse has no registry (the incremental models then rebuild everything)."""
+    with db.connect(database) as conn:
+        types = db.read_sql(conn, """
+            select column_name, data_type from information_schema.columns
+            where table_schema = %s and table_name = %s order by ordinal_position""",
+            (contract.RAW_SCHEMA, REGISTRY))
+        if types.empty:
+            return -1
+        frame = db.read_sql(conn, f"select * from {contract.RAW_SCHEMA}.{REGISTRY}")
+    columns = ", ".join(f"cast({name} as {_PG_TYPES.get(type_, type_)}) as {name}"
+                        for name, type_ in zip(types["column_name"], types["data_type"],
+                                               strict=True))
+    with connect(path) as con:
+        con.execute(f"create schema if not exists {RAW_SCHEMA}")
+        con.register("registry_frame", frame)
+        con.execute(f"create or replace table {RAW_SCHEMA}.{REGISTRY} as "
+                    f"select {columns} from registry_frame")
+    return len(frame)
+
+
 def load(database: str | None, raw_dir: Path, path: Path) -> dict[str, int]:
-    """Raw from PostgreSQL to Parquet (the Spark target's export) and into the DuckDB file."""
+    """Raw from PostgreSQL to Parquet (the Spark target's export) and into the DuckDB file,
+    with the batch registry's change log."""
     counts = spark.export(database, raw_dir)
     register(path, raw_dir)
+    changes = copy_registry(database, path)
+    log.info("copied %s.%s: %d rows", RAW_SCHEMA, REGISTRY, changes)
     return counts
 
 
@@ -139,10 +172,22 @@ def tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
         [schema]).fetchall()}
 
 
+def models(manifest_path: Path, schema: str) -> list[str]:
+    """The relations dbt builds in `schema` (ephemeral models are none)."""
+    nodes = json.loads(manifest_path.read_text())["nodes"].values()
+    return sorted(n["alias"] or n["name"] for n in nodes
+                  if n["resource_type"] == "model" and n["schema"] == schema
+                  and n["config"].get("materialized") != "ephemeral")
+
+
 def compare(database: str | None, path: Path, manifest_path: Path,
             marts: list[str] | None = None, schema: str = spark.MARTS_SCHEMA) -> list[dict]:
-    """Every mart of `schema` on Postgres and DuckDB: same rows, keys, values (1e-9), with
-    the Spark comparison's rules (python_jobs.spark.compare_frames)."""
+    """Every dbt model of `schema` (all its tables without a manifest) on Postgres and
+    DuckDB: same rows, keys, values (1e-9), with the Spark comparison's rules
+    (python_jobs.spark.compare_frames). Tables that are no model, such as the incremental
+    models' watermarks (one row per run on each engine), are not compared."""
+    if marts is None and manifest_path.exists():
+        marts = models(manifest_path, schema)
     with connect(path, read_only=True) as con:
         return spark.compare_tables(database, tables(con, schema),
                                     lambda name: read_table(con, schema, name),

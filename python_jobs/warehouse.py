@@ -151,10 +151,14 @@ def status_line() -> str:
 
 
 def init(database: str | None = None) -> None:
-    """Create the raw schema, its tables and the read-only reporting role. Idempotent."""
+    """Create the raw schema, its tables and the read-only reporting role; upgrade an older
+    database's batch registry in place (contract.UPGRADE_DDL). Idempotent."""
     from python_jobs import contract, db
 
     with db.connect(database) as conn:
+        # Loaders started together all run init: one at a time, or `create ... if not
+        # exists` and the registry upgrade race each other.
+        db.execute(conn, "select pg_advisory_xact_lock(%s)", (contract.INIT_LOCK_KEY,))
         db.execute(conn, f"create schema if not exists {contract.RAW_SCHEMA}")
         for table in contract.TABLES.values():
             db.execute(conn, contract.ddl(table))

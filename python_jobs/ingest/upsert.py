@@ -7,6 +7,7 @@ on the contract key instead: a rerun inserts nothing new and updates only rows t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -35,16 +36,14 @@ def _now() -> datetime:
 
 
 def batch_name(prefix: str, table_name: str) -> str:
-    # raw.load_batches is keyed by batch_id alone, so every table needs its own batch name.
     return f"{prefix}:{table_name}"
 
 
 def start_batch(conn: db.Connection, table_name: str, batch_id: str) -> None:
-    """Forget the rejects and log row of an earlier run of this batch (reruns stay clean)."""
+    """Take the table's load lock and forget the rejects of an earlier run of this batch."""
+    load.lock_table(conn, table_name)
     db.execute(conn, f"delete from {contract.RAW_SCHEMA}.load_rejects "
                "where table_name = %s and batch_id = %s", (table_name, batch_id))
-    db.execute(conn, f"delete from {contract.RAW_SCHEMA}.load_batches where batch_id = %s",
-               (batch_id,))
 
 
 def add_rejects(conn: db.Connection, table_name: str, records: list[dict], reasons: list[str],
@@ -65,13 +64,12 @@ def add_rejects(conn: db.Connection, table_name: str, records: list[dict], reaso
 
 
 def record_batch(conn: db.Connection, table_name: str, batch_id: str, source: str,
-                 rows_loaded: int, rows_rejected: int) -> None:
-    # Registering the batch also stops load.clear_batch from truncating a table it shares.
-    db.execute(conn, f"delete from {contract.RAW_SCHEMA}.load_batches where batch_id = %s",
-               (batch_id,))
-    db.copy_frame(conn, f"{contract.RAW_SCHEMA}.load_batches", pd.DataFrame([{
-        "batch_id": batch_id, "table_name": table_name, "source": source,
-        "rows_loaded": rows_loaded, "rows_rejected": rows_rejected, "loaded_at": _now()}]))
+                 rows_loaded: int, rows_rejected: int, content_hash: str = "") -> None:
+    previous = load.registered(conn, table_name, batch_id)
+    load.record_batch(conn, table_name, batch_id, content_hash=content_hash, source=source,
+                      rows_loaded=rows_loaded, rows_rejected=rows_rejected, min_day=None,
+                      max_day=None, previous=previous,
+                      rows_before=0 if previous is None else int(previous["rows_loaded"]))
 
 
 def merge_frame(conn: db.Connection, table: contract.Table, good: pd.DataFrame, *,
@@ -137,8 +135,10 @@ def upsert(conn: db.Connection, table_name: str,
         chunks = [chunks]
     inserted = updated = good_rows = rejected = seen = 0
     now = _now()
+    digest = hashlib.sha256()
     for chunk in chunks:
         chunk = chunk.reset_index(drop=True)
+        digest.update(load.frame_digest(chunk))
         good, bad = contract.validate(table, chunk)
         if not bad.empty:
             rejected += db.copy_frame(conn, f"{contract.RAW_SCHEMA}.load_rejects",
@@ -155,7 +155,8 @@ def upsert(conn: db.Connection, table_name: str,
     if rejected:
         log.warning("%s: %d rows rejected into raw.load_rejects (batch %s)",
                     table.name, rejected, batch_id)
-    record_batch(conn, table.name, batch_id, source, good_rows, rejected)
+    record_batch(conn, table.name, batch_id, source, good_rows, rejected,
+                 content_hash=digest.hexdigest())
     return UpsertResult(table.name, batch_id, inserted, updated, rejected)
 
 
@@ -166,8 +167,8 @@ def add_batch_rejects(conn: db.Connection, table_name: str, pairs: Sequence[tupl
                         batch_id=batch_id, source=source)
     if added:
         db.execute(conn, f"update {contract.RAW_SCHEMA}.load_batches "
-                   "set rows_rejected = rows_rejected + %s where batch_id = %s",
-                   (added, batch_id))
+                   "set rows_rejected = rows_rejected + %s "
+                   "where table_name = %s and batch_name = %s", (added, table_name, batch_id))
         log.warning("%s: %d more rows rejected into raw.load_rejects (batch %s)",
                     table_name, added, batch_id)
     return added
