@@ -161,6 +161,12 @@ def dbt(args: list[str], database: str | None, path: Path,
 # --------------------------------------------------------------------------- compare
 
 
+def count(path: Path, query: str) -> int:
+    """One number from the DuckDB file (read-only: dbt may not hold it meanwhile)."""
+    with connect(path, read_only=True) as con:
+        return int(con.execute(query).fetchone()[0])
+
+
 def read_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> pd.DataFrame:
     """Through Arrow, as the Spark side reads: nulls as NaN/None, not pandas' NA types."""
     return con.sql(f'select * from {schema}."{name}"').to_arrow_table().to_pandas()
@@ -230,9 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.action in ("load", "register"):
         started = time.perf_counter()
-        if args.action == "load":
-            load(args.database, raw_dir, path)
-        counts = register(path, raw_dir)
+        counts = (load(args.database, raw_dir, path) if args.action == "load"
+                  else register(path, raw_dir))
         print(f"{sum(counts.values())} raw rows of {len(counts)} tables as views over "
               f"{raw_dir} in {path} in {time.perf_counter() - started:.1f} s")
         return 0

@@ -27,7 +27,7 @@ import jinja2
 import pytest
 import yaml
 
-from python_jobs import config, contract, dbt_cli, generate, holdback, spark, warehouse
+from python_jobs import bench, config, contract, dbt_cli, generate, holdback, spark, warehouse
 from python_jobs import db as pg
 from python_jobs import duckdb as duck
 
@@ -144,3 +144,24 @@ def test_every_model_on_duckdb_equals_postgres(built, schema):
     assert expected[schema] <= names
     assert all(r["duckdb_rows"] == r["postgres_rows"] for r in results)
     assert sum(r["duckdb_rows"] for r in results) > 0
+
+
+def test_bench_summary_puts_postgres_and_duckdb_side_by_side(capsys):
+    """The figures python -m python_jobs.bench --duckdb writes for scripts, and prints."""
+    def stage(name: str, seconds: float) -> bench.Stage:
+        return bench.Stage(name, 1, seconds, 1 / seconds, 100.0)
+
+    stages = [stage(bench.FULL, 240.0), stage(bench.DUCKDB_FULL, 64.0),
+              stage(bench.TEST, 90.0), stage(bench.BACKFILL, 70.0),
+              stage(bench.INCREMENTAL, 48.0)]
+    figures = bench.summary(stages)
+    assert figures == {"postgres_full_seconds": 240.0, "duckdb_full_seconds": 64.0,
+                       "full_ratio": 3.75, "incremental_seconds": 48.0,
+                       "incremental_ratio": 0.2, "test_seconds": 90.0,
+                       "backfill_seconds": 70.0}
+    bench.print_summary(figures)
+    printed = capsys.readouterr().out
+    assert "3.75x" in printed and "20.0% of the full build" in printed
+    without = bench.summary([s for s in stages if s.name != bench.DUCKDB_FULL])
+    assert without["duckdb_full_seconds"] is None and without["full_ratio"] is None
+    assert without["incremental_ratio"] == 0.2
