@@ -46,13 +46,14 @@
 {% macro incremental_run_start() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {%- set state = incremental_state_relation() -%}
-    {%- do create_schema(state) -%}
+    {%- do create_schema(state.without_identifier()) -%}
     {%- set changes = incremental_registry_relation() -%}
     {%- call statement('incremental_watermarks') -%}
         create table if not exists {{ state }} (
             watermark_name {{ dbt.type_string() }},
             change_id {{ dbt.type_bigint() }},
-            recorded_at {{ dbt.type_timestamp() }}
+            recorded_at {{ dbt.type_timestamp() }},
+            first_rebuilt_day date
         ){{ ' using parquet' if target.type == 'spark' }}
     {%- endcall -%}
     {%- call statement('incremental_run_bound') -%}
@@ -61,7 +62,8 @@
             'run {{ invocation_id }}',
             {% if changes is none %}cast(-1 as {{ dbt.type_bigint() }}){% else %}
             coalesce((select max(change_id) from {{ changes }}), -1){% endif %},
-            {{ dbt.current_timestamp() }}
+            {{ dbt.current_timestamp() }},
+            cast(null as date)
     {%- endcall -%}
     {%- if target.type != 'spark' -%}{%- do adapter.commit() -%}{%- endif -%}
     {{ return('') }}
@@ -74,7 +76,21 @@
     select
         '{{ incremental_watermark_name() }}',
         {{ incremental_run_bound() }},
-        {{ dbt.current_timestamp() }}
+        {{ dbt.current_timestamp() }},
+        cast(null as date)
+{%- endmacro %}
+
+
+{#- The first day the model's latest build rebuilt (1900-01-01: a full build), recorded by
+    the pre-hook before it clears the days; data tests of incremental models test only the
+    days from there on (get_where_subquery). -#}
+{% macro incremental_record_rebuilt_day(first_day) -%}
+    insert into {{ incremental_state_relation() }}
+    select
+        'rebuilt {{ incremental_watermark_name() }}',
+        cast(null as {{ dbt.type_bigint() }}),
+        {{ dbt.current_timestamp() }},
+        cast('{{ first_day or "9999-12-31" }}' as date)
 {%- endmacro %}
 
 
@@ -107,18 +123,21 @@
 {% endmacro %}
 
 {% macro default__incremental_clear_days() %}
-    {%- if not execute or not is_incremental() -%}{{ return('select 1') }}{%- endif -%}
+    {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
     {%- set first_day = incremental_first_rebuilt_day() -%}
-    {%- if first_day is none -%}{{ return('select 1') }}{%- endif -%}
+    {%- set recorded = incremental_record_rebuilt_day(first_day) -%}
+    {%- if first_day is none or not is_incremental() -%}{{ return(recorded) }}{%- endif -%}
     {{ return('delete from ' ~ this ~ ' where ' ~ config.get('rebuild_day_column')
-              ~ " >= cast('" ~ first_day ~ "' as date)") }}
+              ~ " >= cast('" ~ first_day ~ "' as date);\n" ~ recorded) }}
 {% endmacro %}
 
 {#- Spark drops the day partitions: insert_overwrite replaces only the days it writes. -#}
 {% macro spark__incremental_clear_days() %}
-    {%- if not execute or not is_incremental() -%}{{ return('select 1') }}{%- endif -%}
+    {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
     {%- set first_day = incremental_first_rebuilt_day() -%}
-    {%- if first_day is none -%}{{ return('select 1') }}{%- endif -%}
+    {#- one statement per hook on Spark: the record goes first, before the drop -#}
+    {%- do run_query(incremental_record_rebuilt_day(first_day)) -%}
+    {%- if first_day is none or not is_incremental() -%}{{ return('select 1') }}{%- endif -%}
     {%- set day_column = config.get('rebuild_day_column') -%}
     {%- set stale = [] -%}
     {%- for row in run_query('show partitions ' ~ this) -%}
@@ -130,3 +149,33 @@
     {%- if not stale -%}{{ return('select 1') }}{%- endif -%}
     {{ return('alter table ' ~ this ~ ' drop if exists ' ~ stale | join(', ')) }}
 {% endmacro %}
+
+
+{#- Data tests of an incremental model test only the days its latest build rebuilt (what
+    changed); a full build records 1900-01-01, so it tests everything, and
+    `--vars '{test_all_days: true}'` tests every day after any build. Other models'
+    tests, and a test's own `where`, behave as dbt's default. -#}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- set tested = graph.nodes.get(model.attached_node) if execute and model.attached_node -%}
+    {%- if tested and tested.config.materialized == 'incremental'
+            and tested.config.get('rebuild_day_column') and not var('test_all_days', false) -%}
+        {%- set since -%}
+            {{ tested.config.rebuild_day_column }} >= coalesce((
+                select max(first_rebuilt_day) from {{ incremental_state_relation() }}
+                where watermark_name = 'rebuilt {{ tested.name }}' and recorded_at = (
+                    select max(recorded_at) from {{ incremental_state_relation() }}
+                    where watermark_name = 'rebuilt {{ tested.name }}'
+                )
+            ), cast('1900-01-01' as date))
+        {%- endset -%}
+        {%- set where = '(' ~ where ~ ') and ' ~ since if where else since -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {{ return(filtered) }}
+    {%- endif -%}
+    {{ return(relation) }}
+{%- endmacro %}

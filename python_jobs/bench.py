@@ -17,11 +17,12 @@ PostgreSQL full build, from the same raw data (its Parquet export), so the two f
 are side by side in one run. The Spark stage's peak RSS is the Python process's; the JVM it
 starts is bounded by spark.driver.memory instead.
 
-Results are printed and written as JSON after every stage (default bench/results.json): the
-stages, every model's time, the commit, the machine, the load average, and a `summary`
-(postgres_full_seconds, duckdb_full_seconds, full_ratio = Postgres / DuckDB,
-incremental_seconds, incremental_ratio = incremental / Postgres full, test_seconds,
-backfill_seconds; null where a stage did not run).
+The database (default `bench`) is dropped and made anew first: a scratch database, never
+the one PGDATABASE names. Results are printed and written as JSON after every stage
+(default bench/results.json): the stages, every model's time, the commit, the machine, the
+load average, and a `summary` (postgres_full_seconds, duckdb_full_seconds, full_ratio =
+Postgres / DuckDB, incremental_seconds, incremental_ratio = incremental / Postgres full,
+test_seconds, backfill_seconds; null where a stage did not run).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import psutil
 
-from python_jobs import config, db, duckdb, holdback, logs
+from python_jobs import config, db, duckdb, holdback, logs, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -97,35 +98,6 @@ def _count(database: str, query: str) -> Callable[[], int]:
         with db.connect(database) as conn:
             return int(db.read_sql(conn, query).iloc[0, 0])
     return count
-
-
-HOLDBACK = "raw.bench_holdback_events"
-
-
-def hold_back_last_day(database: str) -> int:
-    """Set aside the newest full day of events (and any partial day after it) for the
-    incremental stage; a full day has at least half the median day's events."""
-    with db.connect(database) as conn:
-        db.execute(conn, f"drop table if exists {HOLDBACK}")
-        db.execute(conn, f"""create table {HOLDBACK} as
-            with days as (
-                select cast(started_at as date) as day, count(*) as events
-                from raw.listening_events where started_at < now() group by 1
-            )
-            select * from raw.listening_events
-            where started_at >= (
-                select max(day) from days where events >= 0.5 * (
-                    select percentile_cont(0.5) within group (order by events) from days))
-              and started_at < now()""")
-        db.execute(conn, f"delete from raw.listening_events e using {HOLDBACK} h "
-                         "where e.event_id = h.event_id")
-        return int(db.read_sql(conn, f"select count(*) from {HOLDBACK}").iloc[0, 0])
-
-
-def restore_last_day(database: str) -> None:
-    with db.connect(database) as conn:
-        db.execute(conn, f"insert into raw.listening_events select * from {HOLDBACK}")
-        db.execute(conn, f"drop table {HOLDBACK}")
 
 
 # Stage names the summary reads.
@@ -267,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
             stages = [Stage(**{**s, "slowest_models": tuple(map(tuple, s["slowest_models"]))})
                       for s in previous["stages"]]
     else:
+        # A scratch database, made anew: every run does the same work (a previous run's ml
+        # tables would make the scoring mart score every play in the full build).
+        if database == config.settings().database:
+            raise SystemExit(f"refusing to drop {database}, the configured warehouse "
+                             "database: give the benchmark a scratch --database")
+        db.drop_database(database)
+        warehouse.init(database)
         record(run_stage("generate+load", [python, "-m", "python_jobs.generate", "--sessions",
                                            str(args.sessions), "--seed", str(args.seed),
                                            "--database", database], env, plays))

@@ -6,10 +6,15 @@ documentation (docs/raw_contract.md is checked against it by a test), so they ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from python_jobs import exact
 
 RAW_SCHEMA = "raw"
 
@@ -40,6 +45,9 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     partition_column: str | None = None  # Parquet layout: one folder per value of this day
+    # A key repeated inside one batch is rejected ("duplicate key in batch", first kept);
+    # False where repeats are delivered by design and staging removes them.
+    unique_in_batch: bool = True
     extra: dict = field(default_factory=dict)
 
     @property
@@ -180,6 +188,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("event_id",),
             partition_column="started_at",
+            unique_in_batch=False,
         ),
         Table(
             "experiments",
@@ -330,40 +339,48 @@ SUPPORT_DDL = (
 )
 
 
-_BOOL_TRUE = {"true", "t", "1", "yes", "y"}
-_BOOL_FALSE = {"false", "f", "0", "no", "n"}
+def check(table: Table, columns: Mapping[str, pa.Array], n_rows: int,
+          options: exact.Options = exact.DEFAULTS) -> tuple[pd.DataFrame, np.ndarray]:
+    """Type every contract column exactly and apply its rules.
+
+    Returns the typed frame (the contract's columns, all n_rows rows) and each row's reasons
+    for refusal ('' for a good row; several broken rules joined by '; ').
+    """
+    reasons = np.full(n_rows, "", dtype=object)
+
+    def flag(mask: np.ndarray, text: str) -> None:
+        if mask.any():
+            reasons[mask] = reasons[mask] + (text + "; ")
+
+    typed = {}
+    for col in table.columns:
+        if col.name not in columns:
+            typed[col.name] = pd.Series(pd.NA, index=range(n_rows), dtype="object")
+            continue
+        raw = columns[col.name]
+        present = ~exact.missing_mask(raw, options)
+        value, refused = exact.parse(col.type, col.name, raw, options)
+        typed[col.name] = value
+        if col.required:
+            flag(~present, f"{col.name}: required value missing")
+        for mask, text in refused:
+            flag(mask, text)
+        known = value.notna().to_numpy()
+        if col.allowed is not None:
+            listed = pc.is_in(exact.as_text(raw), value_set=pa.array(col.allowed))
+            flag(known & ~np.asarray(pc.fill_null(listed, False), dtype=bool),
+                 f"{col.name}: not one of " + "/".join(col.allowed))
+        if col.min_value is not None:
+            flag(known & (value < col.min_value).fillna(False).to_numpy(dtype=bool),
+                 f"{col.name}: below {col.min_value:g}")
+        if col.max_value is not None:
+            flag(known & (value > col.max_value).fillna(False).to_numpy(dtype=bool),
+                 f"{col.name}: above {col.max_value:g}")
+    return pd.DataFrame(typed), reasons
 
 
-def _present(raw: pd.Series) -> pd.Series:
-    return raw.notna() & (raw.astype("string").str.strip() != "")
-
-
-def _coerce(col: Column, raw: pd.Series) -> pd.Series:
-    """Cast one column to its contract type; unparseable values become missing."""
-    if col.type == "text":
-        return raw.astype("string").str.strip().replace("", pd.NA)
-    if col.type in ("bigint", "integer"):
-        num = pd.to_numeric(raw, errors="coerce")
-        whole = num.notna() & (np.floor(num) == num)
-        return num.where(whole).astype("Int64")
-    if col.type == "double":
-        return pd.to_numeric(raw, errors="coerce").astype("Float64")
-    if col.type == "boolean":
-        if pd.api.types.is_bool_dtype(raw):
-            return raw.astype("boolean")
-        s = raw.astype("string").str.strip().str.lower()
-        out = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-        out[s.isin(_BOOL_TRUE)] = True
-        out[s.isin(_BOOL_FALSE)] = False
-        return out
-    if col.type in ("timestamp", "date"):
-        ts = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
-        ts = ts.dt.tz_localize(None)
-        return ts.dt.normalize() if col.type == "date" else ts
-    raise ValueError(f"unknown contract type {col.type}")
-
-
-def validate(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate(table: Table, frame: pd.DataFrame, options: exact.Options = exact.DEFAULTS,
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into rows that meet the contract and rejects with a reason.
 
     Returns (good, rejects): good has exactly the contract's columns, typed; rejects has
@@ -372,39 +389,14 @@ def validate(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     missing = [c.name for c in table.columns if c.required and c.name not in frame.columns]
     if missing:
         raise ValueError(f"{table.name}: input lacks required columns {missing}")
-    reasons = pd.Series("", index=frame.index, dtype="string")
-
-    def flag(mask: pd.Series, text: str) -> None:
-        mask = mask.fillna(False).astype(bool)
-        reasons[mask] = reasons[mask] + (text + "; ")
-
-    typed = {}
-    for col in table.columns:
-        if col.name not in frame.columns:
-            typed[col.name] = pd.Series(pd.NA, index=frame.index, dtype="object")
-            continue
-        raw = frame[col.name]
-        present = _present(raw)
-        value = _coerce(col, raw)
-        typed[col.name] = value
-        if col.required:
-            flag(~present, f"{col.name}: required value missing")
-        flag(present & value.isna(), f"{col.name}: not a valid {col.type}")
-        if col.allowed is not None:
-            flag(value.notna() & ~value.isin(col.allowed), f"{col.name}: not one of "
-                 + "/".join(col.allowed))
-        if col.min_value is not None:
-            flag(value.notna() & (value < col.min_value), f"{col.name}: below {col.min_value}")
-        if col.max_value is not None:
-            flag(value.notna() & (value > col.max_value), f"{col.name}: above {col.max_value}")
-
+    columns = {name: exact.from_pandas(frame[name]) for name in frame.columns
+               if name in table.column_names}
+    typed, reasons = check(table, columns, len(frame), options)
     good_mask = reasons == ""
-    good = pd.DataFrame(typed, index=frame.index)[good_mask.to_numpy()]
-    rejects = pd.DataFrame(
-        {"row_index": frame.index[~good_mask.to_numpy()],
-         "reason": reasons[~good_mask].str.rstrip("; ").to_numpy()}
-    )
-    return good, rejects
+    typed.index = frame.index
+    rejects = pd.DataFrame({"row_index": frame.index[~good_mask],
+                            "reason": [r.rstrip("; ") for r in reasons[~good_mask]]})
+    return typed[good_mask], rejects
 
 
 def markdown() -> str:
@@ -412,12 +404,86 @@ def markdown() -> str:
     lines = [
         "# Raw data contract",
         "",
-        "Every table in schema `raw`, as `python_jobs/contract.py` defines it. Load real data in",
-        "this shape with `python -m python_jobs.load FILE --table NAME` (CSV with a header row, or",
-        "Parquet; columns by name, extra columns ignored). Rows that break a rule are not loaded:",
-        "they go to `raw.load_rejects` with the reason and the original record. Timestamps are",
-        "UTC (an offset in the input is converted). Every table also gets `_batch_id` and",
-        "`_loaded_at`. Regenerate this page with `python -m python_jobs.contract`.",
+        "Every table in schema `raw`, as `python_jobs/contract.py` defines it, and how the",
+        "loader (`python -m python_jobs.load`) reads files into them. Regenerate this page with",
+        "`python -m python_jobs.contract`.",
+        "",
+        "## Loading files",
+        "",
+        "```sh",
+        "python -m python_jobs.load FILE [FILE ...] --table NAME [--batch-name NAME]",
+        "python -m python_jobs.load --list [--table NAME]",
+        "python -m python_jobs.load --remove BATCH --table NAME",
+        "```",
+        "",
+        "**Files.** CSV (`.csv`, `.csv.gz`) with a header row, UTF-8 (a byte-order mark is",
+        "accepted; `--encoding latin-1` for others), fields quoted as RFC 4180 (quotes, commas",
+        "and newlines inside quoted fields are kept); or Parquet. Columns are matched by name",
+        "in any order; columns the table does not have are ignored; a missing required column,",
+        "a column named twice or an empty file stop the load. Blank lines are not rows.",
+        "",
+        "**Values.** Each column is parsed for its type, exactly, for the whole file at once:",
+        "",
+        "- `text`: kept exactly as written (no trimming: ` a` and `a` are different keys); a",
+        "  NUL byte is a reject.",
+        "- `bigint`, `integer`: optional sign and decimal digits (`3.0` is 3; surrounding",
+        "  spaces allowed). Never through a float: 9007199254740993 stays that; a value",
+        "  outside the type's range, `1e3`, `inf` or `NaN` is a reject.",
+        "- `double`: decimal or exponent notation; `NaN`, `inf` and values beyond the double",
+        "  range (`1e400`) are rejects.",
+        "- `boolean`: true/false, t/f, 1/0, yes/no, y/n (any case).",
+        "- `timestamp`: ISO 8601, `YYYY-MM-DD[ HH:MM[:SS[.fraction]]]` with `T` or a space,",
+        "  then optionally `Z`, `UTC` or an offset `+HH:MM`/`+HHMM`/`+HH`, converted to UTC; a",
+        "  timestamp without offset is taken as UTC. Digits past the microsecond are rounded",
+        "  (half up, as PostgreSQL does). Years 0001-9999 (after conversion to UTC). Other",
+        "  forms only by an option for the whole file: `--dayfirst` (DD/MM/YYYY),",
+        "  `--monthfirst` (MM/DD/YYYY) or `--timestamp-format` (a strptime format). Relative",
+        "  words (`now`, `today`) and partial forms (`T10:00`) are rejects.",
+        "- Parquet columns are read by their Arrow type: integers and timestamps as they are",
+        "  (a timestamp with a time zone is an instant, converted to UTC; one without is taken",
+        "  as UTC; a date is midnight), floats holding whole numbers for integer columns.",
+        "  Integer timestamps (epochs) need `--epoch-unit s|ms|us|ns`; without it they are",
+        "  rejects.",
+        "",
+        "**Missing values.** A field that is exactly `\"\"` (empty), `NA`, `NULL` or `\\N` is",
+        "missing (`--missing TEXT`, repeated, replaces this list; `--missing ''` alone keeps",
+        "`NA` as text). A missing required value is a reject.",
+        "",
+        "**Batches.** A load is a batch with a name: the file's name, or `--batch-name` (all",
+        "files of the command then form that one batch). Loading a name again replaces what",
+        "that batch wrote, atomically. A file whose content (sha256) is already loaded into",
+        "the table under another name is skipped with a message (exit status 0). Rows of",
+        "other batches, and rows written outside the loader, are never touched. Every raw row",
+        "carries `_batch_id` (the batch name) and `_loaded_at`.",
+        "",
+        "- `raw.load_batches`: one row per live batch: table_name, batch_name (the key),",
+        "  content_hash, source, rows_loaded, rows_rejected, loaded_at (UTC), min_day and",
+        "  max_day (the day range of the table's day column over the loaded rows).",
+        "- `raw.load_changes`: append-only, one row per committed load, replace or remove",
+        "  (a first load of no rows changes nothing and is not logged):",
+        "  the days whose rows changed (for a replace the union of old and new; null for",
+        "  tables without a day column: every day), rows_before, rows_after, changed_at.",
+        "",
+        "**Rejects.** Every input row is either loaded or in `raw.load_rejects` (batch_id,",
+        "table_name, source, row_number: the data row's number in the file, 1 = first row",
+        "after the header; reason: every broken rule, joined by `; `; record: the row as read,",
+        "a JSON object of its fields, or `{\"_line\": ...}` for a row whose number of fields",
+        "is wrong). A key repeated inside a batch is rejected with reason `duplicate key in",
+        "batch` (the first row is kept), except in `raw.listening_events`, where repeated",
+        "deliveries of an event are expected and staging removes them. When more than",
+        "`--max-reject-rate` (default 0.5) of a batch's rows are rejected, the load is",
+        "refused and nothing is committed.",
+        "",
+        "**Concurrency.** Loads into one table take a PostgreSQL advisory lock and run one",
+        "after the other; the data, its rejects and both registry tables change in the load's",
+        "one transaction, so a failed or killed load leaves everything as it was. The counts",
+        "printed (loaded, rejected, replaced) are those committed.",
+        "",
+        "**Exit status.** 0: loaded (or skipped as already loaded); 1: refused, too many rows",
+        "rejected, nothing committed; 2: a file or the arguments cannot be used (no such",
+        "file, directory, not CSV/Parquet, unreadable, not UTF-8, missing required column,",
+        "unknown batch to remove): one line on stderr naming the file and the cause;",
+        "3: database error (one line). `--log-level DEBUG` shows the traceback instead.",
         "",
     ]
     for table in TABLES.values():

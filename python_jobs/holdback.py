@@ -9,7 +9,7 @@ Held rows wait in raw._held_back_events; holding back twice before a restore add
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from python_jobs import contract, db
 
@@ -51,20 +51,22 @@ def _record(conn: db.Connection, action: str, moved: str, before: int, after: in
         from {moved}""", (BATCH, action, before, after))
 
 
-def hold_back(database: str, first_day: date, last_day: date) -> int:
-    """Move the events started on first_day..last_day (inclusive) aside, in one transaction
-    with a 'remove' row in raw.load_changes; returns the number of rows moved."""
+def hold_back(database: str, first_day: date, last_day: date, *,
+              since: datetime | None = None) -> int:
+    """Move the events started on first_day..last_day (inclusive; with `since`, only those
+    started at or after it) aside, in one transaction with a 'remove' row in
+    raw.load_changes; returns the number of rows moved."""
+    where = ("cast(started_at as date) between %(first)s and %(last)s"
+             " and started_at >= coalesce(%(since)s, started_at)")
+    params = {"first": first_day, "last": last_day, "since": since}
     with db.connect(database) as conn:
         db.execute(conn, f"create table if not exists {HELD} (like {EVENTS})")
         db.execute(conn, "create temporary table moving on commit drop as "
-                         f"select * from {EVENTS} "
-                         "where cast(started_at as date) between %s and %s",
-                   (first_day, last_day))
+                         f"select * from {EVENTS} where {where}", params)
         moved = _count(conn, "moving")
         if moved:
             before = _count(conn, EVENTS)
-            db.execute(conn, f"delete from {EVENTS} where cast(started_at as date) "
-                             "between %s and %s", (first_day, last_day))
+            db.execute(conn, f"delete from {EVENTS} where {where}", params)
             db.execute(conn, f"insert into {HELD} select * from moving")
             _record(conn, "remove", "moving", before, before - moved)
         return moved

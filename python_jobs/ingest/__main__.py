@@ -56,6 +56,17 @@ def _events(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     warehouse.init(args.database)
+    try:
+        return _load_events(args)
+    except load.Unreadable as exc:
+        print(f"python -m python_jobs.ingest: error: {exc}", file=sys.stderr)
+        return load.EXIT_UNREADABLE
+    except load.Refused as exc:
+        print(f"python -m python_jobs.ingest: error: {exc}", file=sys.stderr)
+        return load.EXIT_REFUSED
+
+
+def _load_events(args: argparse.Namespace) -> int:
     lines: list[str] = []
     # One transaction for the whole command: a failure leaves the warehouse as it was.
     with db.connect(args.database) as conn:

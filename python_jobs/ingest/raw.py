@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from python_jobs import db, load
-from python_jobs.ingest import progress
 
 
 def load_file(conn: db.Connection, path: Path, *, chunk_rows: int = load.CHUNK_ROWS) -> list[str]:
-    chunks = progress(load.read_file(path, chunk_rows=chunk_rows), path.name)
-    result = load.load(conn, "listening_events", chunks,
-                       batch_id=load.file_batch_id(path), source=str(path))
+    # What `python -m python_jobs.load FILE --table listening_events` does (batch = file name).
+    result = load.load_files(conn, "listening_events", [path], batch_name=path.name,
+                             chunk_rows=chunk_rows)
+    if result.skipped_as is not None:
+        return [f"raw.listening_events: skipped, same content as batch {result.skipped_as}"]
     return [f"raw.listening_events: {result.rows_loaded} loaded, {result.rows_rejected} "
-            f"rejected (batch {result.batch_id})"]
+            f"rejected, {result.rows_replaced} replaced (batch {result.batch_id})"]

@@ -68,3 +68,51 @@ def test_an_old_database_is_upgraded_in_place(fresh_database):
         ["old", "2026-02-01", "2026-02-03"], ["gen:users", None, None]]
     assert changes[["batch_name", "action", "rows_after"]].values.tolist() == [
         ["old", "load", 2], ["gen:users", "load", 1]]
+
+
+def _rows(database: str, table: str = "listening_events") -> list:
+    with db.connect(database) as conn:
+        return db.read_sql(conn, f"select _batch_id, count(*) as n from raw.{table} "
+                                 "group by 1 order by 1").values.tolist()
+
+
+def test_batches_the_user_controls(tmp_path, fresh_database, capsys):
+    database = fresh_database("load_batch_rules")
+    args = ["--table", "listening_events", "--database", database]
+    a = _write(tmp_path / "a.csv", ["a1,1,t1,2026-01-03 10:00:00,1000"])
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(a.read_bytes())
+    assert load.main([str(a), *args]) == 0
+    capsys.readouterr()
+    # identical content under another name: skipped, said so
+    assert load.main([str(copy), *args]) == 0
+    assert "skipped, same content as batch a.csv" in capsys.readouterr().out
+    assert _rows(database) == [["a.csv", 1]]
+    # a failed replace (too many rejects) leaves the old batch as it was
+    bad = _write(tmp_path / "bad.csv", ["x,1,t1,never,1000", "w,1,t1,soon,1000",
+                                        "y,1,t1,2026-01-01,1"])
+    assert load.main([str(bad), "--batch-name", "a.csv", *args]) == 1
+    assert _rows(database) == [["a.csv", 1]]
+    # several files under one name are one batch; two files of one name need a batch name
+    b = _write(tmp_path / "b.csv", ["b1,1,t1,2026-01-04 10:00:00,1000"])
+    c = _write(tmp_path / "c.csv", ["c1,1,t1,2026-01-05 10:00:00,1000"])
+    assert load.main([str(b), str(c), "--batch-name", "bc", *args]) == 0
+    assert _rows(database) == [["a.csv", 1], ["bc", 2]]
+    (tmp_path / "d").mkdir()
+    other_a = _write(tmp_path / "d" / "a.csv", ["z1,1,t1,2026-01-05 10:00:00,1000"])
+    assert load.main([str(a), str(other_a), *args]) == 2
+    assert "two files named a.csv" in capsys.readouterr().err
+    # one file into two tables: one batch of the same name in each
+    both = tmp_path / "artists.csv"
+    both.write_text("artist_id,artist_name,genre,genre_rank\nr1,Band,rock,1\n")
+    for table in ("artists", "artist_genres"):
+        assert load.main([str(both), "--table", table, "--database", database]) == 0
+    assert _rows(database, "artists") == [["artists.csv", 1]]
+    assert _rows(database, "artist_genres") == [["artists.csv", 1]]
+    capsys.readouterr()
+    assert load.main(["--list", "--database", database]) == 0
+    listing = capsys.readouterr().out
+    for name in ("a.csv", "bc", "artists.csv"):
+        assert name in listing
+    assert load.main(["--remove", "nope", *args]) == 2
+    assert "no batch 'nope'" in capsys.readouterr().err

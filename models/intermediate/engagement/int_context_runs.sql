@@ -3,7 +3,10 @@
     unshuffled runs start at position 1, so that is reaching the last position; shuffled runs
     play the playlist in a random order, so that is reaching the last track of that order.
     Null for other contexts and for playlists of unknown size. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date', days_before=session_history_days())) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select

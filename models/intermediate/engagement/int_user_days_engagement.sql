@@ -3,7 +3,10 @@
     session's day, like int_plays_sessionized, so whole sessions are rebuilt together and
     running totals before a day are exact. Sums and sums of squares (not means) so any set of
     days adds up to means and variances. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date', days_before=session_history_days())) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select

@@ -1,6 +1,9 @@
 {#- One row per user, session day, play day and hour of day (UTC) with plays: the basis of
     the temporal features (hour, part of day, weekday and month of the play itself). -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date', days_before=session_history_days())) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select

@@ -11,7 +11,10 @@
     session_history_days() before the first changed play day (incremental_window_start).
     They read that many more days of plays, enough for any earlier play (at most
     max_ms_played_hours long) that could still reach into the window within the gap. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date', days_before=session_history_days())) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 {%- set history_days = session_history_days() -%}
 {%- set rebuild_from = incremental_window_start() %}
 

@@ -6,7 +6,10 @@
     at least var funnel_session_play_cap plays (the player's cap) is cut, not abandoned: the
     drop-off mart treats it as censored. Incremental by session_date like its input; tier
     and playlist type are those current when the session day was (re)built. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date', days_before=session_history_days())) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 {%- set stage_tracks = funnel_stage_tracks() -%}
 {%- set play_cap = var('funnel_session_play_cap') -%}
 

@@ -1,4 +1,7 @@
-{{ config(materialized='incremental', **incremental_by_day('session_date', days_before=session_history_days())) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select
