@@ -17,7 +17,6 @@ the duckdb target) on the same file at once. See docs/duckdb.md.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -178,22 +177,10 @@ def tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
         [schema]).fetchall()}
 
 
-def models(manifest_path: Path, schema: str) -> list[str]:
-    """The relations dbt builds in `schema` (ephemeral models are none)."""
-    nodes = json.loads(manifest_path.read_text())["nodes"].values()
-    return sorted(n["alias"] or n["name"] for n in nodes
-                  if n["resource_type"] == "model" and n["schema"] == schema
-                  and n["config"].get("materialized") != "ephemeral")
-
-
 def compare(database: str | None, path: Path, manifest_path: Path,
             marts: list[str] | None = None, schema: str = spark.MARTS_SCHEMA) -> list[dict]:
-    """Every dbt model of `schema` (all its tables without a manifest) on Postgres and
-    DuckDB: same rows, keys, values (1e-9), with the Spark comparison's rules
-    (python_jobs.spark.compare_frames). Tables that are no model, such as the incremental
-    models' watermarks (one row per run on each engine), are not compared."""
-    if marts is None and manifest_path.exists():
-        marts = models(manifest_path, schema)
+    """Every dbt model of `schema` on Postgres and DuckDB: same rows, keys, values (1e-9),
+    with the Spark comparison's rules (python_jobs.spark.compare_tables)."""
     with connect(path, read_only=True) as con:
         return spark.compare_tables(database, tables(con, schema),
                                     lambda name: read_table(con, schema, name),

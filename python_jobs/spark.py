@@ -348,6 +348,14 @@ def mart_keys(manifest_path: Path, schema: str = MARTS_SCHEMA) -> dict[str, list
             for uid, (_, key) in found.items()}
 
 
+def models(manifest_path: Path, schema: str) -> list[str]:
+    """The relations dbt builds in `schema` (ephemeral models are none)."""
+    nodes = json.loads(manifest_path.read_text())["nodes"].values()
+    return sorted(n["alias"] or n["name"] for n in nodes
+                  if n["resource_type"] == "model" and n["schema"] == schema
+                  and n["config"].get("materialized") != "ephemeral")
+
+
 def _is_number(values: pd.Series) -> bool:
     """Numbers in any form: numpy dtypes, or objects (psycopg2 returns numeric as Decimal)."""
     if pd.api.types.is_bool_dtype(values):
@@ -430,8 +438,9 @@ def compare_frames(pg: pd.DataFrame, sp: pd.DataFrame, key: list[str] | None,
 
 def compare(database: str | None, spark: SparkSession, manifest_path: Path,
             marts: list[str] | None = None, schema: str = MARTS_SCHEMA) -> list[dict]:
-    """One result row per mart found on either engine (or per mart named in `marts`).
-    Another layer's schema (intermediate) compares the same way, views included."""
+    """One result row per dbt model of `schema` (without a manifest: per table found on
+    either engine; or per mart named in `marts`). Another layer's schema (intermediate)
+    compares the same way, views included."""
     spark_marts = ({r.tableName for r in spark.sql(f"show tables in {schema}").collect()
                     if not r.isTemporary}
                    if spark.catalog.databaseExists(schema) else set())
@@ -445,8 +454,12 @@ def compare_tables(database: str | None, other_marts: set[str],
                    marts: list[str] | None = None, schema: str = MARTS_SCHEMA,
                    engine: str = "spark") -> list[dict]:
     """compare's engine-neutral part: `other_marts` are the tables of `schema` on the other
-    engine, `read_other(name)` reads one of them whole (python_jobs.duckdb uses it too)."""
+    engine, `read_other(name)` reads one of them whole (python_jobs.duckdb uses it too).
+    With a manifest and no `marts`, the schema's dbt models are compared: tables that are no
+    model, such as the incremental models' watermarks (a row per run on each engine), not."""
     keys = mart_keys(manifest_path, schema) if manifest_path.exists() else {}
+    if marts is None and manifest_path.exists():
+        marts = models(manifest_path, schema)
     results = []
     with db.connect(database) as conn:
         pg_marts = set(db.read_sql(
