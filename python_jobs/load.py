@@ -251,6 +251,7 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
     digest = hashlib.sha256()
     tally = _Tally(reasons=Counter())
     seen_keys = pd.Index([], dtype="string")
+    file_rows: Counter = Counter()  # rows read so far from each file (row numbers are per file)
     for chunk in chunks:
         attrs = dict(chunk.attrs)
         chunk = chunk.reset_index(drop=True)
@@ -271,7 +272,10 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
                    if c in chunk.columns}
         if content_hash is None:
             _digest_arrays(digest, columns)
-        typed, reasons = contract.check(table, columns, len(chunk), options)
+        try:
+            typed, reasons = contract.check(table, columns, len(chunk), options)
+        except pa.ArrowException as exc:  # a column no contract type can come from (a list)
+            raise Unreadable(f"{chunk_source}: {_cause(exc)}") from exc
         good = reasons == ""
         if table.unique_in_batch and good.any():
             keys = _key_text(typed[good], table.key)
@@ -295,9 +299,11 @@ def load(conn: db.Connection, table_name: str, chunks: Iterable[pd.DataFrame], *
             tally.rejected += db.copy_frame(conn, f"{contract.RAW_SCHEMA}.load_rejects",
                                             reject_frame(chunk, bad, table=table.name,
                                                          batch_id=batch_id, source=chunk_source,
-                                                         first_row=tally.rows, now=now,
+                                                         first_row=file_rows[chunk_source],
+                                                         now=now,
                                                          row_numbers=attrs.get("row_numbers")))
         tally.rows += len(chunk) + len(broken)
+        file_rows[chunk_source] += len(chunk) + len(broken)
     if max_reject_rate is not None and tally.rows and tally.rejected > max_reject_rate * tally.rows:
         common = "; ".join(f"{n} x {why}" for why, n in tally.reasons.most_common(3))
         raise Refused(f"{source}: {tally.rejected} of {tally.rows} rows rejected, more than "
@@ -323,7 +329,7 @@ def file_hash(path: Path) -> str:
 
 
 def file_batch_id(path: Path) -> str:
-    """A name from the file's name and content (ingest's batch prefixes)."""
+    """A name from the file's name and content, for callers that name batches by content."""
     return f"file:{path.name}:{file_hash(path)[:16]}"
 
 

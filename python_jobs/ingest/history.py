@@ -133,7 +133,8 @@ def load_file(conn: db.Connection, path: Path, *, user_id: int, tier: str,
     earlier = _existing_signup(conn, user_id)
     if earlier is not None:  # several export files: the account is as old as its first play
         users["signup_at"] = min(earlier, users["signup_at"].iloc[0])
-    prefix = f"history:{user_id}:{load.file_batch_id(path).removeprefix('file:')}"
+    # Named after the file: a corrected export replaces its batches instead of adding rows.
+    prefix = f"history:{user_id}:{path.name}"
     source = str(path)
     lines = []
     for name, update_existing in (("users", True), ("artists", False), ("tracks", False)):
@@ -146,7 +147,8 @@ def load_file(conn: db.Connection, path: Path, *, user_id: int, tier: str,
     events = frames["listening_events"]
     chunks = (events.iloc[i:i + chunk_rows] for i in range(0, len(events), chunk_rows))
     result = load.load(conn, "listening_events", progress(chunks, path.name),
-                       batch_id=upsert.batch_name(prefix, "listening_events"), source=source)
+                       batch_id=upsert.batch_name(prefix, "listening_events"), source=source,
+                       content_hash=load.file_hash(path))
     lines.append(f"raw.listening_events: {result.rows_loaded} loaded, "
                  f"{result.rows_rejected} rejected (batch {result.batch_id})")
     if counts["non_music_skipped"]:

@@ -90,7 +90,7 @@ def _read(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def load_tracks(conn: db.Connection, path: Path, *, chunk_rows: int) -> list[str]:
-    prefix = f"mssd:{load.file_batch_id(path).removeprefix('file:')}"
+    prefix = f"mssd:{path.name}"
     source = str(path)
     lines = []
     artists = upsert.upsert(conn, "artists", pd.DataFrame([PLACEHOLDER_ARTIST]),
@@ -199,7 +199,8 @@ def session_frames(log_chunk: pd.DataFrame, durations: pd.Series,
 
 
 def load_log(conn: db.Connection, path: Path, *, chunk_rows: int) -> list[str]:
-    prefix = f"mssd:{load.file_batch_id(path).removeprefix('file:')}"
+    # Named after the file: a corrected log replaces its batches instead of adding rows.
+    prefix = f"mssd:{path.name}"
     source = str(path)
     users: list[pd.DataFrame] = []
     unknown: list[tuple[dict, str]] = []
@@ -218,7 +219,8 @@ def load_log(conn: db.Connection, path: Path, *, chunk_rows: int) -> list[str]:
             yield chunk_events[chunk_events["track_id"].isin(durations.index)]
 
     events_batch = upsert.batch_name(prefix, "listening_events")
-    result = load.load(conn, "listening_events", events(), batch_id=events_batch, source=source)
+    result = load.load(conn, "listening_events", events(), batch_id=events_batch, source=source,
+                       content_hash=load.file_hash(path))
     extra = upsert.add_batch_rejects(conn, "listening_events", unknown, batch_id=events_batch,
                                      source=source)
     all_users = pd.concat(users, ignore_index=True) if users else pd.DataFrame(

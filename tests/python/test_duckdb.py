@@ -154,7 +154,7 @@ def test_incremental_run_on_duckdb_read_the_registry_copy(built):
     with duck.connect(built["path"], read_only=True) as con:
         newest = con.execute("select max(change_id) from raw.load_changes").fetchone()[0]
         built_up_to = dict(con.execute(
-            "select watermark_name, max(change_id) from intermediate.incremental_watermarks "
+            "select watermark_name, max(change_id) from incremental.watermarks "
             "where watermark_name in ('fct_plays', 'int_plays_sessionized') "
             "group by 1").fetchall())
     assert newest is not None and newest > 0

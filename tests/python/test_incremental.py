@@ -131,7 +131,7 @@ def warehouse_built(tmp_path_factory) -> Iterator[tuple[Warehouse, dict[str, pd.
                 for schema, names in INCREMENTAL.items():
                     for name in names:
                         db.execute(conn, f"drop table {schema}.{name} cascade")
-                db.execute(conn, "drop table intermediate.incremental_watermarks")
+                db.execute(conn, "drop table incremental.watermarks")
             yield wh, reference
         finally:
             if not os.environ.get("KEEP_TEST_DATABASES"):
@@ -253,7 +253,7 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
                                         "where table_name = 'listening_events'")["action"])
         behind = db.read_sql(conn, """
             select watermark_name, max(change_id) as change_id
-            from intermediate.incremental_watermarks
+            from incremental.watermarks
             where watermark_name not like 'run %%'
             group by watermark_name
             having max(change_id) < (select max(change_id) from raw.load_changes)""")

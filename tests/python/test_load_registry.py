@@ -94,10 +94,14 @@ def test_batches_the_user_controls(tmp_path, fresh_database, capsys):
     assert load.main([str(bad), "--batch-name", "a.csv", *args]) == 1
     assert _rows(database) == [["a.csv", 1]]
     # several files under one name are one batch; two files of one name need a batch name
-    b = _write(tmp_path / "b.csv", ["b1,1,t1,2026-01-04 10:00:00,1000"])
-    c = _write(tmp_path / "c.csv", ["c1,1,t1,2026-01-05 10:00:00,1000"])
+    b = _write(tmp_path / "b.csv", ["b1,1,t1,2026-01-04 10:00:00,1000", "b2,1,t1,no,1"])
+    c = _write(tmp_path / "c.csv", ["c1,1,t1,2026-01-05 10:00:00,1000", "c2,x,t1,no,1"])
     assert load.main([str(b), str(c), "--batch-name", "bc", *args]) == 0
     assert _rows(database) == [["a.csv", 1], ["bc", 2]]
+    with db.connect(database) as conn:  # rejects are numbered within their own file
+        rejects = db.read_sql(conn, "select source, row_number from raw.load_rejects "
+                                    "where batch_id = 'bc' order by 1")
+    assert rejects.values.tolist() == [[str(b), 2], [str(c), 2]]
     (tmp_path / "d").mkdir()
     other_a = _write(tmp_path / "d" / "a.csv", ["z1,1,t1,2026-01-05 10:00:00,1000"])
     assert load.main([str(a), str(other_a), *args]) == 2
