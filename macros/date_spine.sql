@@ -20,3 +20,13 @@
         interval 1 day
     )) as spine_date
 {%- endmacro %}
+
+{#- DuckDB's generate_series table function takes no subqueries as arguments; the list form
+    does. -#}
+{% macro duckdb__date_spine(start_date, end_date) -%}
+    select cast(unnest(generate_series(
+        cast({{ start_date }} as timestamp),
+        cast({{ end_date }} as timestamp),
+        interval 1 day
+    )) as date) as spine_date
+{%- endmacro %}

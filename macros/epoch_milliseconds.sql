@@ -11,3 +11,8 @@
 {% macro spark__epoch_milliseconds(ts) -%}
     unix_millis({{ ts }})
 {%- endmacro %}
+
+{#- Rounded to the millisecond from microseconds, as Postgres' round(epoch * 1000). -#}
+{% macro duckdb__epoch_milliseconds(ts) -%}
+    cast(round(epoch_us({{ ts }}) / 1000.0) as bigint)
+{%- endmacro %}

@@ -12,3 +12,7 @@
 {% macro spark__feature_median(expression) -%}
     percentile({{ expression }}, 0.5)
 {%- endmacro %}
+
+{% macro duckdb__feature_median(expression) -%}
+    quantile_cont({{ expression }}, 0.5)
+{%- endmacro %}

@@ -4,3 +4,5 @@
 {% macro default__hour_of_day(ts) %}cast(extract(hour from {{ ts }}) as int){% endmacro %}
 
 {% macro spark__hour_of_day(ts) %}hour({{ ts }}){% endmacro %}
+
+{% macro duckdb__hour_of_day(ts) %}cast(hour({{ ts }}) as int){% endmacro %}

@@ -4,3 +4,5 @@
 {% macro default__iso_day_of_week(ts) %}cast(extract(isodow from {{ ts }}) as int){% endmacro %}
 
 {% macro spark__iso_day_of_week(ts) %}extract(dayofweek_iso from {{ ts }}){% endmacro %}
+
+{% macro duckdb__iso_day_of_week(ts) %}cast(isodow({{ ts }}) as int){% endmacro %}

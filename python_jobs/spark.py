@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,13 +155,13 @@ def partition_name(table: contract.Table) -> str | None:
     return table.partition_column.removesuffix("_at") + "_date"
 
 
-def _columns(table: contract.Table) -> list[tuple[str, str]]:
+def file_columns(table: contract.Table) -> list[tuple[str, str]]:
     """(name, contract type) of every column in the Parquet files, audit columns included."""
     return [(c.name, c.type) for c in table.columns] + list(contract.AUDIT_COLUMNS)
 
 
 def arrow_schema(table: contract.Table) -> pa.Schema:
-    fields = [pa.field(name, _TYPES[type_][0]) for name, type_ in _columns(table)]
+    fields = [pa.field(name, _TYPES[type_][0]) for name, type_ in file_columns(table)]
     part = partition_name(table)
     if part:
         fields.append(pa.field(part, pa.date32()))
@@ -214,7 +214,7 @@ def _copy_batches(conn: db.Connection, query: str,
 def _to_contract(batch: pa.RecordBatch, table: contract.Table) -> pa.RecordBatch:
     """Tag timestamps UTC and add the day partition column."""
     arrays, names = [], []
-    for (name, type_), array in zip(_columns(table), batch.columns, strict=True):
+    for (name, type_), array in zip(file_columns(table), batch.columns, strict=True):
         arrays.append(array.cast(_TYPES[type_][0]) if type_ == "timestamp" else array)
         names.append(name)
     part = partition_name(table)
@@ -230,14 +230,14 @@ def export_table(conn: db.Connection, table: contract.Table, out: Path) -> int:
     if target.exists():
         shutil.rmtree(target)  # a rerun replaces the export, stale days included
     target.mkdir(parents=True)
-    cols = ", ".join(name for name, _ in _columns(table))
+    cols = ", ".join(name for name, _ in file_columns(table))
     order = f" order by {table.partition_column}" if table.partition_column else ""
     query = f"select {cols} from {contract.RAW_SCHEMA}.{table.name}{order}"
     rows = 0
 
     def batches() -> Iterator[pa.RecordBatch]:
         nonlocal rows
-        for batch in _copy_batches(conn, query, _columns(table)):
+        for batch in _copy_batches(conn, query, file_columns(table)):
             rows += batch.num_rows
             yield _to_contract(batch, table)
 
@@ -269,7 +269,7 @@ def export(database: str | None, out: Path) -> dict[str, int]:
 
 def create_table_sql(table: contract.Table, location: Path) -> str:
     part = partition_name(table)
-    cols = [f"`{name}` {_TYPES[type_][1]}" for name, type_ in _columns(table)]
+    cols = [f"`{name}` {_TYPES[type_][1]}" for name, type_ in file_columns(table)]
     if part:
         cols.append(f"`{part}` date")
     partitioned = f" partitioned by (`{part}`)" if part else ""
@@ -348,6 +348,14 @@ def mart_keys(manifest_path: Path, schema: str = MARTS_SCHEMA) -> dict[str, list
             for uid, (_, key) in found.items()}
 
 
+def models(manifest_path: Path, schema: str) -> list[str]:
+    """The relations dbt builds in `schema` (ephemeral models are none)."""
+    nodes = json.loads(manifest_path.read_text())["nodes"].values()
+    return sorted(n["alias"] or n["name"] for n in nodes
+                  if n["resource_type"] == "model" and n["schema"] == schema
+                  and n["config"].get("materialized") != "ephemeral")
+
+
 def _is_number(values: pd.Series) -> bool:
     """Numbers in any form: numpy dtypes, or objects (psycopg2 returns numeric as Decimal)."""
     if pd.api.types.is_bool_dtype(values):
@@ -387,12 +395,14 @@ def _equal(left: pd.Series, right: pd.Series) -> pd.Series:
     return pd.Series(both_null | same, index=left.index)
 
 
-def compare_frames(pg: pd.DataFrame, sp: pd.DataFrame, key: list[str] | None) -> list[str]:
-    """Differences between one mart on both engines (empty list: identical)."""
+def compare_frames(pg: pd.DataFrame, sp: pd.DataFrame, key: list[str] | None,
+                   engine: str = "spark") -> list[str]:
+    """Differences between one mart on Postgres (pg) and another engine (sp; `engine` names
+    it in the messages). Empty list: identical."""
     problems = []
     if set(pg.columns) != set(sp.columns):
         problems.append(f"columns only in postgres {sorted(set(pg.columns) - set(sp.columns))}"
-                        f", only in spark {sorted(set(sp.columns) - set(pg.columns))}")
+                        f", only in {engine} {sorted(set(sp.columns) - set(pg.columns))}")
     columns = [c for c in pg.columns if c in sp.columns]
     pg = pd.DataFrame({c: _normalise(pg[c]) for c in columns})
     sp = pd.DataFrame({c: _normalise(sp[c]) for c in columns})
@@ -404,7 +414,7 @@ def compare_frames(pg: pd.DataFrame, sp: pd.DataFrame, key: list[str] | None) ->
         if pg_keys != sp_keys:
             problems.append(f"keys: {len(pg_keys - sp_keys)} only in postgres (e.g. "
                             f"{sorted(pg_keys - sp_keys, key=str)[:3]}), "
-                            f"{len(sp_keys - pg_keys)} only in spark (e.g. "
+                            f"{len(sp_keys - pg_keys)} only in {engine} (e.g. "
                             f"{sorted(sp_keys - pg_keys, key=str)[:3]})")
         joined = pg.merge(sp, on=key, how="inner", suffixes=("_pg", "_sp"))
     else:
@@ -428,40 +438,56 @@ def compare_frames(pg: pd.DataFrame, sp: pd.DataFrame, key: list[str] | None) ->
 
 def compare(database: str | None, spark: SparkSession, manifest_path: Path,
             marts: list[str] | None = None, schema: str = MARTS_SCHEMA) -> list[dict]:
-    """One result row per mart found on either engine (or per mart named in `marts`).
-    Another layer's schema (intermediate) compares the same way, views included."""
-    keys = mart_keys(manifest_path, schema) if manifest_path.exists() else {}
+    """One result row per dbt model of `schema` (without a manifest: per table found on
+    either engine; or per mart named in `marts`). Another layer's schema (intermediate)
+    compares the same way, views included."""
     spark_marts = ({r.tableName for r in spark.sql(f"show tables in {schema}").collect()
                     if not r.isTemporary}
                    if spark.catalog.databaseExists(schema) else set())
+    return compare_tables(database, spark_marts,
+                          lambda mart: spark.table(f"{schema}.{mart}").toPandas(),
+                          manifest_path, marts, schema)
+
+
+def compare_tables(database: str | None, other_marts: set[str],
+                   read_other: Callable[[str], pd.DataFrame], manifest_path: Path,
+                   marts: list[str] | None = None, schema: str = MARTS_SCHEMA,
+                   engine: str = "spark") -> list[dict]:
+    """compare's engine-neutral part: `other_marts` are the tables of `schema` on the other
+    engine, `read_other(name)` reads one of them whole (python_jobs.duckdb uses it too).
+    With a manifest and no `marts`, the schema's dbt models are compared: tables that are no
+    model, such as the incremental models' watermarks (a row per run on each engine), not."""
+    keys = mart_keys(manifest_path, schema) if manifest_path.exists() else {}
+    if marts is None and manifest_path.exists():
+        marts = models(manifest_path, schema)
     results = []
     with db.connect(database) as conn:
         pg_marts = set(db.read_sql(
             conn, "select table_name from information_schema.tables where table_schema = %s",
             (schema,))["table_name"])
-        for mart in sorted(marts or (pg_marts | spark_marts)):
+        for mart in sorted(marts or (pg_marts | other_marts)):
             row = {"mart": mart, "key": ", ".join(keys.get(mart, [])) or "(all columns)",
-                   "postgres_rows": None, "spark_rows": None}
-            if mart not in spark_marts or mart not in pg_marts:
-                row["status"] = f"only in {'postgres' if mart in pg_marts else 'spark'}"
+                   "postgres_rows": None, f"{engine}_rows": None}
+            if mart not in other_marts or mart not in pg_marts:
+                row["status"] = f"only in {'postgres' if mart in pg_marts else engine}"
                 results.append(row)
                 continue
             pg = db.read_sql(conn, f'select * from {schema}."{mart}"')
-            sp = spark.table(f"{schema}.{mart}").toPandas()
-            row["postgres_rows"], row["spark_rows"] = len(pg), len(sp)
-            problems = compare_frames(pg, sp, keys.get(mart))
+            other = read_other(mart)
+            row["postgres_rows"], row[f"{engine}_rows"] = len(pg), len(other)
+            problems = compare_frames(pg, other, keys.get(mart), engine)
             row["status"] = "ok" if not problems else "MISMATCH: " + "; ".join(problems)
             results.append(row)
     return results
 
 
-def format_results(results: list[dict]) -> str:
-    lines = [f"{'mart':<28} {'key':<44} {'postgres':>9} {'spark':>9}  status"]
+def format_results(results: list[dict], engine: str = "spark") -> str:
+    lines = [f"{'mart':<28} {'key':<44} {'postgres':>9} {engine:>9}  status"]
     for r in results:
         def n(v: int | None) -> str:
             return "-" if v is None else str(v)
         lines.append(f"{r['mart']:<28} {r['key']:<44} {n(r['postgres_rows']):>9} "
-                     f"{n(r['spark_rows']):>9}  {r['status']}")
+                     f"{n(r[f'{engine}_rows']):>9}  {r['status']}")
     return "\n".join(lines)
 
 
