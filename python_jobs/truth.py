@@ -289,7 +289,7 @@ SESSION_TRUTH_TABLE = "raw.generator_session_truth"
 ORACLE_DURATION_REPLAYS = 8
 ORACLE_STREAM = 2_000_000  # rng stream [seed, chunk, ORACLE_STREAM]: the data's stream is untouched
 PLAY_TRUTH_COLUMNS = {
-    "event_id": "text primary key",
+    "event_id": "text not null",  # unique by construction; no index: COPY stays cheap
     "skip_logit": "double precision not null",
     "skip_probability": "double precision not null",
 }
