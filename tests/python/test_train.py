@@ -276,6 +276,7 @@ def test_duration_model_directions_and_baseline(trained):
 def test_rerun_appends_a_run_and_moves_the_latest_views(trained):
     before = _read("select run_id from ml.latest_model_runs where model = 'duration'")
     assert train_cli.main(["--database", DATABASE, "--model", "duration", "--k-features", "5",
+                           "--challenger-max-iter", "0",
                            "--log-level", "WARNING"]) == 0
     runs = _read("select run_id, config from ml.model_runs where model = 'duration' "
                  "order by trained_at")
