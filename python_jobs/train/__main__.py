@@ -40,8 +40,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_one(conn: db.Warehouse, name: str, train_settings: settings.TrainSettings) -> dict:
-    """Train one model and append its run to schema ml (in the caller's transaction)."""
+def train_one(conn: db.Warehouse, name: str, train_settings: settings.TrainSettings,
+              database: str | None = None) -> dict:
+    """Train one model and append its run to schema ml (in the caller's transaction).
+    `database`: the PostgreSQL database holding the generator's truth, for the oracle on the
+    Spark target (on PostgreSQL the run's own connection)."""
     stamp = store.new_run(name)
     predictions = 0
 
@@ -50,7 +53,7 @@ def train_one(conn: db.Warehouse, name: str, train_settings: settings.TrainSetti
         predictions += store.append(conn, "model_predictions", frame, stamp)
 
     module = MODELS[name]
-    outcome = module.run(conn, train_settings, sink)
+    outcome = module.run(conn, train_settings, sink, database)
     store.append(conn, "model_metrics", outcome["metrics"], stamp)
     store.append(conn, "model_coefficients", outcome["terms"], stamp)
     if outcome["calibration"] is not None:
@@ -110,7 +113,7 @@ def beside_oracle(metrics: pd.DataFrame) -> list[str]:
     with the share of the oracle gap each closed (docs/models.md)."""
     test = metrics[metrics["split"] == "test"].set_index("metric")["value"]
     if test.get("oracle_available", 0.0) == 0.0:
-        return ["   oracle: the data carry no generator truth (real data or Spark): skipped"]
+        return ["   oracle: the data carry no generator truth (real data): skipped"]
     lines = [f"   held-out vs the generator's oracle ({int(test['oracle_rows']):,} rows with "
              "truth)", "   metric                  model  challenger      oracle   "
              "gap closed (model, challenger)"]
@@ -155,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         try:
             with db.connect(args.database, target) as conn:
-                outcome = train_one(conn, name, train_settings)
+                outcome = train_one(conn, name, train_settings, args.database)
         except LookupError as error:
             print(f"error: {name}: {error}", file=sys.stderr)
             return 1

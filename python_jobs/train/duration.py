@@ -99,11 +99,11 @@ def challenger_pipeline(s: DurationSettings) -> Pipeline:
 
 
 def oracle_metrics(conn, window: data.Window, chunk_rows: int,
-                   scores: dict[str, dict[str, float]]) -> list[dict]:
+                   scores: dict[str, dict[str, float]], database: str | None = None) -> list[dict]:
     """The oracle's held-out R², MAE, RMSE (prefix oracle_) and, per model (prefix "" or
     challenger_), the share of the oracle's R² it reached (the trivial prediction, the
     held-out mean, has R² 0)."""
-    truth_frame = oracle.duration_truth(conn, SOURCE, window, chunk_rows)
+    truth_frame = oracle.duration_truth(conn, SOURCE, window, chunk_rows, database)
     if truth_frame is None:
         log.info("duration model: the data carry no generator truth: no oracle")
         return [{"split": "test", "metric": "oracle_available", "value": 0.0}]
@@ -143,7 +143,8 @@ def choose_k(train: pd.DataFrame, s: DurationSettings, window: data.Window) -> t
     return best[0], rows
 
 
-def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
+def run(conn, settings: TrainSettings, sink: PredictionSink,
+        database: str | None = None) -> dict:
     s = settings.duration
     window = data.split_window(conn, SOURCE, settings.test_days, settings.split_date)
     train, info = data.read_training(conn, SOURCE, window, numeric_read(s),
@@ -199,7 +200,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
         **scores[""], **regression_metrics(y_test, b_test, "baseline_"),
         **scores.get("challenger_", {}),
     }.items()]
-    metrics += oracle_metrics(conn, window, settings.chunk_rows, scores)
+    metrics += oracle_metrics(conn, window, settings.chunk_rows, scores, database)
     info.update({"test_rows": len(y_test), "fit_seconds": fit_seconds,
                  "feature_count": len(s.numeric_features) + len(s.categorical_features),
                  "selected_feature_count": int(mask.sum()),

@@ -75,10 +75,11 @@ def challenger_pipeline(s: SkipSettings) -> Pipeline:
 
 
 def oracle_metrics(conn, window: data.Window, chunk_rows: int, model: dict[str, float],
-                   challenger: dict[str, float] | None) -> tuple[list[dict], pd.DataFrame | None]:
+                   challenger: dict[str, float] | None, database: str | None = None
+                   ) -> tuple[list[dict], pd.DataFrame | None]:
     """The oracle's held-out metrics (prefix oracle_) and the share of the gap from the
     trivial prediction to the oracle each model closed; its calibration deciles."""
-    truth_frame = oracle.skip_truth(conn, SOURCE, window, chunk_rows)
+    truth_frame = oracle.skip_truth(conn, SOURCE, window, chunk_rows, database)
     if truth_frame is None:
         log.info("skip model: the data carry no generator truth: no oracle")
         return metric_rows({"oracle_available": 0.0}, "test"), None
@@ -119,7 +120,8 @@ def metric_rows(values: dict[str, float], split: str) -> list[dict]:
     return [{"split": split, "metric": k, "value": v} for k, v in values.items()]
 
 
-def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
+def run(conn, settings: TrainSettings, sink: PredictionSink,
+        database: str | None = None) -> dict:
     """Train, evaluate on the held-out days (predictions go to `sink` chunk by chunk) and
     return the run's rows: info, metrics, coefficients (terms), calibration."""
     s = settings.skip
@@ -169,7 +171,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
         rival_scores = classification_metrics(y_test, np.concatenate(rival_probabilities))
         metrics += metric_rows(prefixed(rival_scores, "challenger_"), "test")
     best_rows, best_calibration = oracle_metrics(conn, window, settings.chunk_rows,
-                                                 test_scores, rival_scores)
+                                                 test_scores, rival_scores, database)
     metrics += best_rows
     if best_calibration is not None:
         calibration.append(best_calibration)

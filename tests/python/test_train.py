@@ -60,8 +60,8 @@ def trained(tmp_path_factory) -> Iterator[dict]:
         outcomes: dict[str, dict] = {}
         original = train_cli.train_one
 
-        def capture(conn, name, train_settings):
-            outcomes[name] = original(conn, name, train_settings)
+        def capture(conn, name, train_settings, database=None):
+            outcomes[name] = original(conn, name, train_settings, database)
             return outcomes[name]
 
         with pytest.MonkeyPatch.context() as patch:
