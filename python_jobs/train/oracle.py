@@ -69,7 +69,8 @@ def _joined(conn: db.Warehouse, database: str | None, truth_table: str, keys_sql
             key_columns: dict[str, str], truth_sql: str, window: data.Window,
             chunk_rows: int) -> pd.DataFrame | None:
     """Held-out keys and labels (keys_sql, on the mart's engine) joined to the truth
-    (truth_sql over `k`, the keys, and `t`, the truth table) in PostgreSQL."""
+    (truth_sql over `k`, the keys, and `t`, the truth table) in PostgreSQL, in key order
+    whatever the engine (the calibration deciles split ties by order)."""
     params = (window.test_start, window.test_end)
     with _truth_database(conn, database) as pg:
         if pg is None or not has_truth(pg, truth_table):
@@ -91,7 +92,8 @@ def skip_truth(conn: db.Warehouse, source: data.Source, window: data.Window,
     keys_sql = (f"select play_id, {label} as label from {source.table} "
                 f"where {source.date_column} between %s and %s")
     truth_sql = ("select k.label, t.skip_probability as oracle from {keys} as k left join "
-                 f"{truth.PLAY_TRUTH_TABLE} as t on t.event_id = k.play_id")
+                 f"{truth.PLAY_TRUTH_TABLE} as t on t.event_id = k.play_id "
+                 'order by k.play_id collate "C"')
     return _joined(conn, database, truth.PLAY_TRUTH_TABLE, keys_sql,
                    {"play_id": "text", "label": "double precision"}, truth_sql, window,
                    chunk_rows)
@@ -108,7 +110,8 @@ def duration_truth(conn: db.Warehouse, source: data.Source, window: data.Window,
     truth_sql = ("select k.label, t.expected_duration_seconds as oracle, "
                  "t.expected_duration_variance as variance from {keys} as k left join "
                  f"{truth.SESSION_TRUTH_TABLE} as t on t.user_id = k.user_id and "
-                 "t.started_at = k.session_started_at")
+                 "t.started_at = k.session_started_at order by k.user_id, "
+                 "k.session_started_at")
     return _joined(conn, database, truth.SESSION_TRUTH_TABLE, keys_sql,
                    {"user_id": "bigint", "session_started_at": "timestamp",
                     "label": "double precision"}, truth_sql, window, chunk_rows)
