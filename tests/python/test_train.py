@@ -341,7 +341,9 @@ def test_duration_oracle_and_log_target_in_seconds(trained):
     assert 0 < metrics[("test", "r2")] < metrics[("test", "oracle_r2")]
     assert metrics[("test", "oracle_gap_closed_r2")] == pytest.approx(
         metrics[("test", "r2")] / metrics[("test", "oracle_r2")], abs=1e-12)
-    assert ("test", "challenger_r2") in metrics.index
+    # the fixture's run trained the challenger (the rerun before this test did not)
+    first = trained["outcomes"]["duration"]["metrics"].query("split == 'test'")
+    assert {"challenger_r2", "challenger_oracle_gap_closed_r2"} <= set(first["metric"])
     # the true length effects come back on the log scale: premium +0.30, smart speaker +0.35
     c = _coefficients("duration")
     assert c["cat__tier_premium"] > c["cat__tier_free"]
