@@ -368,3 +368,11 @@ def test_no_truth_no_oracle(trained):
     assert not any(m.startswith("oracle_") and m != "oracle_available" for m in metrics.index)
     assert "no generator truth" in train_cli.summary("duration", outcome)
     assert duration.SOURCE.table == "marts.fct_session_training"
+
+
+def test_log_history_config_adds_only_derived_duration_features():
+    default = settings.load().duration
+    wide = settings.load(settings.DEFAULTS_FILE.with_name("log_history.yml")).duration
+    added = set(wide.numeric_features) - set(default.numeric_features)
+    assert added and added <= set(features.DERIVED)
+    assert set(default.numeric_features) <= set(wide.numeric_features)
