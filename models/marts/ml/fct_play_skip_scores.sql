@@ -34,13 +34,13 @@
     'session_play_number_capped':
         'least(session_play_number, 21)',
     'user_prior_skip_logit_shrunk':
-        'ln((user_prior_skip_count + 3.0) / (user_prior_play_count - user_prior_skip_count + 7.0))',
+        'ln((user_prior_skip_count + 3e0) / (user_prior_play_count - user_prior_skip_count + 7e0))',
     'user_prior_genre_skip_logit_shrunk':
-        'ln((coalesce(user_prior_genre_skip_rate, 0) * user_prior_genre_play_count + 1.5) / ((1 - coalesce(user_prior_genre_skip_rate, 0)) * user_prior_genre_play_count + 3.5))',
+        'ln((coalesce(user_prior_genre_skip_rate, 0) * user_prior_genre_play_count + 15e-1) / ((1 - coalesce(user_prior_genre_skip_rate, 0)) * user_prior_genre_play_count + 35e-1))',
     'energy_distance_from_shrunk_mean':
-        'abs(energy - (coalesce(user_prior_mean_energy, 0.6) * user_prior_play_count + 6.0) / (user_prior_play_count + 10.0))',
+        'abs(energy - (coalesce(user_prior_mean_energy, 6e-1) * user_prior_play_count + 6e0) / (user_prior_play_count + 1e1))',
     'user_prior_genre_share_shrunk':
-        '(user_prior_genre_play_count + 0.5) / (user_prior_play_count + 10.0)'
+        '(user_prior_genre_play_count + 5e-1) / (user_prior_play_count + 1e1)'
 } -%}
 {%- set categorical_features = [
     'genre', 'context_type', 'playlist_type', 'reason_start', 'device', 'tier',
