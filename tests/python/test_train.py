@@ -4,8 +4,9 @@ schema ml -> dbt scores plays in SQL.
 One generated data set (20,000 sessions, seed 1, ~300,000 plays) in a fresh database:
 1. `dbt build` of the training marts AND the ml models before any training: the build must
    pass and fct_play_skip_scores must be empty (no ml tables yet);
-2. `python -m python_jobs.train --sample-rows 150000` (main(), both models; the skip model
-   trains on a hash sample, the duration model on every session);
+2. `python -m python_jobs.train --sample-rows 150000 --config derived_forms.yml` (main(),
+   both models with the derived features; the skip model trains on a hash sample, the
+   duration model on every session);
 3. `dbt build` of the ml models again: SQL scores of every play must equal scikit-learn's
    predict_proba of the fitted pipeline to 1e-9.
 The checks: run/metric/calibration/prediction rows, a time split, held-out metrics that equal
@@ -32,6 +33,7 @@ from python_jobs.train import data, duration, features, oracle, settings, skip
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "ml_train"
 SESSIONS = 20_000
 SAMPLE_ROWS = 150_000
+DERIVED_FORMS = settings.DEFAULTS_FILE.with_name("derived_forms.yml")
 CHALLENGER_ROUNDS = 20  # a few boosting rounds: the tests check wiring, not the challenger
 ML_MODELS = ["path:models/staging/ml", "path:models/marts/ml"]
 SCORING_SQL = config.ROOT / "models" / "marts" / "ml" / "fct_play_skip_scores.sql"
@@ -68,6 +70,7 @@ def trained(tmp_path_factory) -> Iterator[dict]:
             patch.setattr(train_cli, "train_one", capture)
             assert train_cli.main(["--database", DATABASE, "--sample-rows", str(SAMPLE_ROWS),
                                    "--challenger-max-iter", str(CHALLENGER_ROUNDS),
+                                   "--config", str(DERIVED_FORMS),
                                    "--log-level", "WARNING"]) == 0
         dbt_cli.run(DATABASE, tmp, "build", "--select", *ML_MODELS)
         yield {"outcomes": outcomes, "scores_before": int(scores_before.iloc[0]["n"])}
@@ -113,9 +116,9 @@ def test_default_features_are_scorable_in_sql():
 
 def test_derived_features_are_the_same_sql_in_the_scoring_model():
     in_sql = _derived_in_sql()
-    s = settings.load().skip
+    s = settings.load(DERIVED_FORMS).skip
     used = [f for f in s.numeric_features if f in features.DERIVED]
-    assert used, "the skip model uses derived features"
+    assert used, "derived_forms.yml gives the skip model derived features"
     for feature in used:
         assert in_sql.get(feature) == features.DERIVED[feature], feature
 
@@ -203,7 +206,7 @@ def test_runs_record_window_sampling_and_counts(trained):
 
 def test_sql_scores_equal_predict_proba(trained):
     model = trained["outcomes"]["skip"]["model"]
-    s = settings.load().skip
+    s = settings.load(DERIVED_FORMS).skip  # derived features are scored in SQL too
     with db.connect(DATABASE) as conn:
         types = data.column_types(conn, skip.SOURCE.table)
         columns = data.select_list(skip.SOURCE, types, s.numeric_features, s.categorical_features)
@@ -370,9 +373,10 @@ def test_no_truth_no_oracle(trained):
     assert duration.SOURCE.table == "marts.fct_session_training"
 
 
-def test_log_history_config_adds_only_derived_duration_features():
-    default = settings.load().duration
-    wide = settings.load(settings.DEFAULTS_FILE.with_name("log_history.yml")).duration
-    added = set(wide.numeric_features) - set(default.numeric_features)
-    assert added and added <= set(features.DERIVED)
-    assert set(default.numeric_features) <= set(wide.numeric_features)
+def test_derived_forms_config_adds_only_derived_features():
+    default, wide = settings.load(), settings.load(DERIVED_FORMS)
+    for model in ("skip", "duration"):
+        before = set(getattr(default, model).numeric_features)
+        after = set(getattr(wide, model).numeric_features)
+        assert after - before and after - before <= set(features.DERIVED)
+        assert before - after <= {"session_play_number"}  # replaced by its capped form
