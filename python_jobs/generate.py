@@ -17,7 +17,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -417,11 +417,10 @@ def _run_lengths(rng: np.random.Generator, ctx: np.ndarray, cap: np.ndarray,
     return length
 
 
-def simulate(rng: np.random.Generator, cat: Catalogue, users: dict[str, np.ndarray],
-             sess: dict[str, np.ndarray],
-             exps: list[Experiment]) -> tuple[dict, np.ndarray, dict]:
-    """Plays of the given sessions (per-play arrays, 'sess' = index into sess) and durations."""
-    n_s = len(sess["user"])
+def session_effects(users: dict[str, np.ndarray], sess: dict[str, np.ndarray],
+                    exps: list[Experiment]) -> tuple[np.ndarray, np.ndarray]:
+    """log(mu) of each session's target length and its skip-logit shift (experiments).
+    Draws nothing: the oracle truth recomputes it without touching the random stream."""
     u = sess["user"]
     premium = users["premium"][u]
     hour = (sess["start"] // MS_HOUR) % 24
@@ -434,12 +433,25 @@ def simulate(rng: np.random.Generator, cat: Catalogue, users: dict[str, np.ndarr
               + b["first_context_playlist"] * (sess["first_context"] == PLAYLIST)
               + b["first_context_album"] * (sess["first_context"] == ALBUM)
               + users["length_s"][u])
-    skip_shift = np.zeros(n_s)
+    skip_shift = np.zeros(len(u))
     for exp in exps:
         variant = users[f"variant:{exp.exp_id}"][u]
         inside = (variant >= 0) & (sess["start"] >= exp.lo_ms) & (sess["start"] < exp.hi_ms)
         log_mu = log_mu + np.where(inside, exp.mu_shift[variant], 0.0)
         skip_shift = skip_shift + np.where(inside, exp.skip_shift[variant], 0.0)
+    return log_mu, skip_shift
+
+
+def simulate(rng: np.random.Generator, cat: Catalogue, users: dict[str, np.ndarray],
+             sess: dict[str, np.ndarray],
+             exps: list[Experiment]) -> tuple[dict, np.ndarray, dict]:
+    """Plays of the given sessions (per-play arrays, 'sess' = index into sess) and durations."""
+    n_s = len(sess["user"])
+    u = sess["user"]
+    premium = users["premium"][u]
+    hour = (sess["start"] // MS_HOUR) % 24
+    night = hour < 6
+    log_mu, skip_shift = session_effects(users, sess, exps)
     target = np.minimum(1 + rng.poisson(np.exp(log_mu)), truth.SESSION_TARGET_TRACKS_MAX)
 
     # Runs: add runs until the target is reached; the last run is not cut (except at the cap).
@@ -678,6 +690,9 @@ def resolve_sessions(rng: np.random.Generator, cat: Catalogue, users: dict, sess
     return sess, plays, info
 
 
+OracleSink = Callable[[pd.DataFrame, pd.DataFrame], None]
+
+
 @dataclass
 class Totals:
     users: int = 0
@@ -761,9 +776,58 @@ def quality_rows(rng: np.random.Generator, events: pd.DataFrame, window: Window,
     return pd.concat(extra, ignore_index=True) if extra else events.iloc[:0]
 
 
+def expected_target_tracks(log_mu: np.ndarray) -> np.ndarray:
+    """E[min(1 + Poisson(mu), cap)] = 1 + sum over k < cap - 1 of P(Poisson(mu) > k), exact."""
+    from scipy.stats import poisson
+
+    k = np.arange(truth.SESSION_TARGET_TRACKS_MAX - 1)
+    return 1.0 + poisson.sf(k[None, :], np.exp(log_mu)[:, None]).sum(axis=1)
+
+
+def oracle_frames(seed: int, chunk: int, cat: Catalogue, users: dict, sess: dict,
+                  plays: dict, info: dict, emitted_idx: np.ndarray,
+                  session_number: np.ndarray, events: pd.DataFrame,
+                  exps: list[Experiment]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per emitted play its true P(skip); per emitted session log(mu), the exact expected
+    target length and the expected duration (mean of ORACLE_DURATION_REPLAYS replays of the
+    session from its own random stream, so the data's stream is not touched)."""
+    play_truth = pd.DataFrame({"event_id": events["event_id"].iloc[:len(plays["logit"])],
+                               "skip_logit": plays["logit"],
+                               "skip_probability": _sigmoid(plays["logit"])})
+    sub = {k: v[emitted_idx] for k, v in sess.items()}
+    log_mu, _ = session_effects(users, sub, exps)
+    rng = np.random.default_rng([seed, chunk, truth.ORACLE_STREAM])
+    replays = truth.ORACLE_DURATION_REPLAYS
+    total = np.zeros(len(emitted_idx))
+    squares = np.zeros(len(emitted_idx))
+    for _ in range(replays):
+        _, durations, _ = simulate(rng, cat, users, sub, exps)
+        seconds = durations / 1000.0
+        total += seconds
+        squares += seconds ** 2
+    mean = total / replays
+    # variance of the mean of the replays (sample variance / replays)
+    variance = np.maximum(squares - replays * mean ** 2, 0.0) / (replays - 1) / replays
+    user_id = users["user_id"][sub["user"]]
+    session_truth = pd.DataFrame({
+        "session_hint": _joined("s", user_id, "-", session_number[emitted_idx]),
+        "user_id": user_id,
+        "started_at": sub["start"].astype("datetime64[ms]"),
+        "log_mu": log_mu,
+        "expected_target_tracks": expected_target_tracks(log_mu),
+        "target_tracks": info["target"][emitted_idx],
+        "expected_duration_seconds": mean,
+        "expected_duration_variance": variance,
+        "duration_replays": replays,
+    })
+    return play_truth, session_truth
+
+
 def generate_chunks(seed: int, n_sessions: int, window: Window, cat: Catalogue,
-                    totals: Totals, progress=None) -> Iterator[pd.DataFrame]:
-    """Yield listening_events frames chunk by chunk until exactly n_sessions are emitted."""
+                    totals: Totals, progress=None,
+                    oracle_sink: OracleSink | None = None) -> Iterator[pd.DataFrame]:
+    """Yield listening_events frames chunk by chunk until exactly n_sessions are emitted;
+    each chunk's oracle truth goes to oracle_sink (play frame, session frame) first."""
     exps = experiments(window)
     chunk = 0
     while totals.sessions < n_sessions:
@@ -792,6 +856,9 @@ def generate_chunks(seed: int, n_sessions: int, window: Window, cat: Catalogue,
 
         events = events_frame(cat, users, sess, plays, session_number)
         bad = quality_rows(rng, events, window, totals.quality)
+        if oracle_sink is not None:
+            oracle_sink(*oracle_frames(seed, chunk, cat, users, sess, plays, info,
+                                       emitted_idx, session_number, events, exps))
         for exp in exps:
             if exp.skip_shift.any():
                 sums = totals.outcome_sums.setdefault(exp.exp_id, {})
@@ -914,6 +981,13 @@ def truth_rows(totals: Totals, rows_per_table: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["parameter", "value", "description"])
 
 
+def clear_oracle_truth(conn: db.Connection) -> None:
+    """Create the oracle truth tables if missing and empty them (a rerun replaces them)."""
+    for statement in truth.oracle_ddl():
+        db.execute(conn, statement)
+    db.execute(conn, f"truncate {truth.PLAY_TRUTH_TABLE}, {truth.SESSION_TRUTH_TABLE}")
+
+
 def write_truth(conn: db.Connection, frame: pd.DataFrame) -> None:
     db.execute(conn, f"delete from {contract.RAW_SCHEMA}.generator_truth")
     db.copy_frame(conn, f"{contract.RAW_SCHEMA}.generator_truth", frame)
@@ -946,8 +1020,18 @@ def run(database: str | None, n_sessions: int, seed: int, start_date: str,
         for table in ("artists", "artist_genres", "tracks", "audio_features",
                       "playlist_tracks"):
             loaded(table, [cat.frames[table]])
+        clear_oracle_truth(conn)
+        oracle_rows = {"generator_play_truth": 0, "generator_session_truth": 0}
+
+        def oracle_sink(play_truth: pd.DataFrame, session_truth: pd.DataFrame) -> None:
+            # COPY between two listening_events chunks: the connection is idle then.
+            oracle_rows["generator_play_truth"] += db.copy_frame(
+                conn, truth.PLAY_TRUTH_TABLE, play_truth)
+            oracle_rows["generator_session_truth"] += db.copy_frame(
+                conn, truth.SESSION_TRUTH_TABLE, session_truth)
+
         loaded("listening_events", generate_chunks(seed, n_sessions, window, cat, totals,
-                                                   progress))
+                                                   progress, oracle_sink))
         if progress is not None:
             progress.close()
         loaded("users", totals.user_frames)
@@ -962,6 +1046,7 @@ def run(database: str | None, n_sessions: int, seed: int, start_date: str,
         loaded("experiment_assignments", totals.assignment_frames)
         write_truth(conn, truth_rows(totals, rows))
     rows["generator_truth"] = len(truth_rows(totals, rows))
+    rows.update(oracle_rows)
     rows["_seconds"] = round(time.monotonic() - t0, 1)
     return rows
 

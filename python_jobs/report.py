@@ -318,6 +318,29 @@ def roc_points(labels: np.ndarray, scores: np.ndarray,
     return [(float(fpr[i]), float(tpr[i])) for i in keep], auc
 
 
+ORACLE_METRICS = ("roc_auc", "log_loss", "brier", "calibration_max_gap", "r2", "mae_seconds",
+                  "rmse_seconds")
+
+
+def oracle_frame(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per model and held-out metric: the model's value, its challenger's, the oracle's
+    (python_jobs/train/oracle.py) and the share of the oracle gap the model closed. Empty
+    when no run had generator truth."""
+    rows = []
+    for model, group in metrics[metrics["split"] == "test"].groupby("model"):
+        values = dict(zip(group["metric"], group["value"], strict=True))
+        if not values.get("oracle_available"):
+            continue
+        for metric in ORACLE_METRICS:
+            if f"oracle_{metric}" in values and metric in values:
+                rows.append({"model": model, "metric": metric, "model_value": values[metric],
+                             "challenger": values.get(f"challenger_{metric}", np.nan),
+                             "oracle": values[f"oracle_{metric}"],
+                             "gap_closed": values.get(f"oracle_gap_closed_{metric}", np.nan)})
+    return pd.DataFrame(rows, columns=["model", "metric", "model_value", "challenger",
+                                       "oracle", "gap_closed"])
+
+
 def ml_section(ml: dict | None) -> str:
     title = "<h2>Models</h2>"
     if ml is None:
@@ -330,11 +353,22 @@ def ml_section(ml: dict | None) -> str:
                       {"train_rows": lambda v: f"{int(v):,}", "test_rows": lambda v:
                        f"{int(v):,}"})
     metrics = ml["metrics"]
-    wide = metrics[metrics["split"].isin(["train", "test"])].pivot_table(
+    beside = metrics["metric"].str.startswith(("oracle_", "challenger_"))
+    wide = metrics[metrics["split"].isin(["train", "test"]) & ~beside].pivot_table(
         index=["model", "metric"], columns="split", values="value").reset_index()
     metric_table = table(wide, "ml-metrics", {c: lambda v: f"{v:,.4f}" for c in
                                               ("train", "test")})
-    parts = [run_table, "<h3>Metrics (train and held-out test days)</h3>", metric_table]
+    parts = [run_table, "<h3>Metrics (train and held-out test days)</h3>", metric_table,
+             "<h3>Held-out: model, challenger and the generator's oracle</h3>"]
+    oracle = oracle_frame(metrics)
+    if oracle.empty:
+        parts.append(empty("ml-oracle", "The data carry no generator truth (real data): "
+                                        "no oracle to compare with."))
+    else:
+        parts.append(table(oracle, "ml-oracle", {
+            c: (lambda v: "" if pd.isna(v) else f"{v:,.4f}")
+            for c in ("model_value", "challenger", "oracle")} | {
+            "gap_closed": lambda v: "" if pd.isna(v) else f"{v:.1%}"}))
     predictions = ml["skip_predictions"].dropna()
     if not predictions.empty and predictions["label"].nunique() == 2:
         points, auc = roc_points(predictions["label"].to_numpy(float),

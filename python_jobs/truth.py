@@ -275,3 +275,43 @@ def parameters() -> list[tuple[str, float, str]]:
         rows.append((f"quality.rate.{kind}", rate, "probability per clean play of an extra "
                      "bad row of this kind"))
     return rows
+
+
+# --- Oracle truth: what the generator knew about each play and session ----------------------
+# Not parameters but per-row truth (docs/ground_truth.md, "Oracle truth"), written chunk by
+# chunk with COPY beside raw.listening_events so that python -m python_jobs.train can score
+# the best possible predictions on the same held-out rows as its models.
+PLAY_TRUTH_TABLE = "raw.generator_play_truth"
+SESSION_TRUTH_TABLE = "raw.generator_session_truth"
+# Replays of each emitted session (same user, start, device, first context; a random stream
+# of their own) averaged into its expected duration: the Monte Carlo error of the mean is
+# stored beside it so that the oracle's MSE can be corrected for it.
+ORACLE_DURATION_REPLAYS = 8
+ORACLE_STREAM = 2_000_000  # rng stream [seed, chunk, ORACLE_STREAM]: the data's stream is untouched
+PLAY_TRUTH_COLUMNS = {
+    "event_id": "text not null",  # unique by construction; no index: COPY stays cheap
+    "skip_logit": "double precision not null",
+    "skip_probability": "double precision not null",
+}
+SESSION_TRUTH_COLUMNS = {
+    "session_hint": "text primary key",
+    "user_id": "bigint not null",
+    "started_at": "timestamp not null",
+    "log_mu": "double precision not null",
+    "expected_target_tracks": "double precision not null",
+    "target_tracks": "bigint not null",
+    "expected_duration_seconds": "double precision not null",
+    "expected_duration_variance": "double precision not null",
+    "duration_replays": "bigint not null",
+}
+
+
+def oracle_ddl() -> list[str]:
+    """create-table statements of the two oracle truth tables (no index beyond the keys:
+    train joins them once per run)."""
+    out = []
+    for table, columns in ((PLAY_TRUTH_TABLE, PLAY_TRUTH_COLUMNS),
+                           (SESSION_TRUTH_TABLE, SESSION_TRUTH_COLUMNS)):
+        cols = ",\n    ".join(f"{name} {kind}" for name, kind in columns.items())
+        out.append(f"create table if not exists {table} (\n    {cols}\n)")
+    return out

@@ -25,6 +25,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from python_jobs import db
+from python_jobs.train import features
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def column_types(conn: db.Warehouse, table: str) -> dict[str, str]:
 
 def numeric_expression(column: str, data_type: str, engine: str = "postgres") -> str:
     double = db.sql_type(engine, "double precision")
+    if column in features.DERIVED:
+        return f"cast({features.DERIVED[column]} as {double})"
     if data_type == "boolean":
         return f"cast(cast({column} as {db.sql_type(engine, 'integer')}) as {double})"
     if data_type not in NUMERIC_TYPES:
@@ -77,13 +80,15 @@ def categorical_expression(column: str, engine: str = "postgres") -> str:
 
 def select_list(source: Source, types: dict[str, str], numeric: tuple[str, ...],
                 categorical: tuple[str, ...], engine: str = "postgres") -> str:
-    missing = [c for c in (*numeric, *categorical) if c not in types]
+    missing = [c for c in (*numeric, *categorical) if c not in types
+               and c not in features.DERIVED]
     if missing:
         raise LookupError(f"{source.table} has no column(s) {missing}")
     label_type = types[source.label]
     parts = [*source.keys, source.date_column,
              f"{numeric_expression(source.label, label_type, engine)} as {source.label}"]
-    parts += [f"{numeric_expression(c, types[c], engine)} as {c}" for c in numeric]
+    parts += [f"{numeric_expression(c, types.get(c, 'double precision'), engine)} as {c}"
+              for c in numeric]
     parts += [f"{categorical_expression(c, engine)} as {c}" for c in categorical]
     return ", ".join(parts)
 

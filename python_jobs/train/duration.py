@@ -17,12 +17,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_selection import SelectKBest, f_regression
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 
-from python_jobs.train import data, features
+from python_jobs.train import data, features, oracle
 from python_jobs.train.settings import DurationSettings, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,34 @@ def regression_metrics(y: np.ndarray, predicted: np.ndarray, prefix: str = "") -
             f"{prefix}rmse_seconds": float(np.sqrt(mean_squared_error(y, predicted)))}
 
 
+def challenger_pipeline(s: DurationSettings) -> Pipeline:
+    """Poisson loss (log link): a positive, multiplicative target, predicted in seconds."""
+    return features.challenger(
+        HistGradientBoostingRegressor(loss="poisson", max_iter=s.challenger_max_iter,
+                                      early_stopping=False, random_state=0),
+        s.numeric_features, s.categorical_features)
+
+
+def oracle_metrics(conn, window: data.Window, chunk_rows: int,
+                   scores: dict[str, dict[str, float]], database: str | None = None) -> list[dict]:
+    """The oracle's held-out R², MAE, RMSE (prefix oracle_) and, per model (prefix "" or
+    challenger_), the share of the oracle's R² it reached (the trivial prediction, the
+    held-out mean, has R² 0)."""
+    truth_frame = oracle.duration_truth(conn, SOURCE, window, chunk_rows, database)
+    if truth_frame is None:
+        log.info("duration model: the data carry no generator truth: no oracle")
+        return [{"split": "test", "metric": "oracle_available", "value": 0.0}]
+    known, values = oracle.coverage(truth_frame)
+    best = oracle.corrected_regression(known["label"].to_numpy(dtype=float),
+                                       known["oracle"].to_numpy(dtype=float),
+                                       known["variance"].to_numpy(dtype=float))
+    values.update(best)
+    for prefix, model in scores.items():
+        values[f"{prefix}oracle_gap_closed_r2"] = oracle.gap_closed(
+            model[f"{prefix}r2"], 0.0, best["oracle_r2"])
+    return [{"split": "test", "metric": m, "value": v} for m, v in values.items()]
+
+
 def choose_k(train: pd.DataFrame, s: DurationSettings, window: data.Window) -> tuple[
         int | str, list[dict]]:
     """k from the grid with the lowest validation RMSE; validation = the last
@@ -114,7 +143,8 @@ def choose_k(train: pd.DataFrame, s: DurationSettings, window: data.Window) -> t
     return best[0], rows
 
 
-def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
+def run(conn, settings: TrainSettings, sink: PredictionSink,
+        database: str | None = None) -> dict:
     s = settings.duration
     window = data.split_window(conn, SOURCE, settings.test_days, settings.split_date)
     train, info = data.read_training(conn, SOURCE, window, numeric_read(s),
@@ -124,6 +154,10 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
     started = time.perf_counter()
     model, smearing = fit(train, s, k)
     fit_seconds = time.perf_counter() - started
+    rival = None
+    if s.challenger_max_iter:
+        rival = challenger_pipeline(s).fit(feature_frame(train, s),
+                                           train[SOURCE.label].to_numpy(dtype=float))
     y_train = train[SOURCE.label].to_numpy(dtype=float)
     training_mean = float(y_train.mean())
     selector = model.named_steps["select"]
@@ -140,7 +174,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
         }.items()]
     del train
 
-    ys, predictions, baselines = [], [], []
+    ys, predictions, baselines, rival_predictions = [], [], [], []
     for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),
                                   s.categorical_features, settings.chunk_rows):
         y = chunk[SOURCE.label].to_numpy(dtype=float)
@@ -149,17 +183,24 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
         ys.append(y)
         predictions.append(p)
         baselines.append(b)
+        if rival is not None:
+            rival_predictions.append(rival.predict(feature_frame(chunk, s)))
         sink(pd.DataFrame({"session_id": chunk["session_id"],
                            "event_date": chunk[SOURCE.date_column], "label": y,
                            "prediction": p, "baseline_prediction": b}))
     if not ys:
         raise LookupError(f"{SOURCE.table}: no held-out rows")
     y_test, p_test, b_test = (np.concatenate(v) for v in (ys, predictions, baselines))
+    scores = {"": regression_metrics(y_test, p_test)}
+    if rival is not None:
+        scores["challenger_"] = regression_metrics(y_test, np.concatenate(rival_predictions),
+                                                   "challenger_")
     metrics += [{"split": "test", "metric": m, "value": v} for m, v in {
         "rows": float(len(y_test)), "mean_target_seconds": float(y_test.mean()),
-        **regression_metrics(y_test, p_test),
-        **regression_metrics(y_test, b_test, "baseline_"),
+        **scores[""], **regression_metrics(y_test, b_test, "baseline_"),
+        **scores.get("challenger_", {}),
     }.items()]
+    metrics += oracle_metrics(conn, window, settings.chunk_rows, scores, database)
     info.update({"test_rows": len(y_test), "fit_seconds": fit_seconds,
                  "feature_count": len(s.numeric_features) + len(s.categorical_features),
                  "selected_feature_count": int(mask.sum()),
@@ -168,8 +209,11 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
                  "target": ("log(1 + duration_seconds), back to seconds with smearing "
                             f"factor {smearing:.6f}") if s.log_target
                            else "duration_seconds",
-                 "k_selected": str(k)})
+                 "k_selected": str(k),
+                 "challenger": (f"HistGradientBoostingRegressor(loss=poisson, max_iter="
+                                f"{s.challenger_max_iter})" if rival is not None else None)})
     log.info("duration model: k=%s, %d of %d encoded columns, %d held-out sessions", k,
              int(mask.sum()), len(mask), len(y_test))
     return {"window": window, "info": info, "metrics": pd.DataFrame(metrics),
-            "terms": term_rows, "calibration": None, "model": model}
+            "terms": term_rows, "calibration": None, "model": model,
+            "challenger": rival}

@@ -18,7 +18,48 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+# Derived features: SQL over a mart's columns, read by python_jobs/train/data.py in place of a
+# column of that name, and computed by the same expression in the SQL scoring model
+# (models/marts/ml/fct_play_skip_scores.sql, its `derived_features`; a test checks they are
+# the same text), so Python and SQL see identical inputs. Every function used (least, ln,
+# abs, coalesce) means the same on PostgreSQL and Spark. Constants are written 3e0, not 3.0:
+# Spark reads 3.0 as a decimal and divides decimals with a few digits of scale, so a ratio
+# of counts would differ between the engines by 1e-6; 3e0 is a double there (and an exact
+# numeric on PostgreSQL, rounded once when cast to double). The forms come from what the
+# generator plants (docs/ground_truth.md sections 2 and 4; docs/models.md explains each).
+DERIVED: dict[str, str] = {
+    # skip: the position effect grows for 20 plays, then stays (min(position - 1, 20))
+    "session_play_number_capped": "least(session_play_number, 21)",
+    # skip: the user's latent propensity u on the logit scale, shrunk towards a skip rate of
+    # 0.3 by 10 pseudo-plays (a new user has no history: the prior alone)
+    "user_prior_skip_logit_shrunk":
+        "ln((user_prior_skip_count + 3e0) / (user_prior_play_count - user_prior_skip_count + 7e0))",
+    # skip: the same within the track's genre (taste for the favourite genre), 5 pseudo-plays
+    "user_prior_genre_skip_logit_shrunk":
+        "ln((coalesce(user_prior_genre_skip_rate, 0) * user_prior_genre_play_count + 15e-1)"
+        " / ((1 - coalesce(user_prior_genre_skip_rate, 0)) * user_prior_genre_play_count + 35e-1))",
+    # skip: |energy - preferred energy|, the preference estimated by the mean energy of the
+    # user's earlier plays shrunk towards 0.6 by 10 pseudo-plays
+    "energy_distance_from_shrunk_mean":
+        "abs(energy - (coalesce(user_prior_mean_energy, 6e-1) * user_prior_play_count + 6e0)"
+        " / (user_prior_play_count + 1e1))",
+    # skip: the genre's share of the user's plays, shrunk towards 1/20 by 10 pseudo-plays
+    "user_prior_genre_share_shrunk":
+        "(user_prior_genre_play_count + 5e-1) / (user_prior_play_count + 1e1)",
+    # duration: session length is multiplicative (log(mu) is linear), so history enters as logs
+    "log_user_prior_mean_duration": "ln(1 + user_prior_mean_duration_seconds)",
+    "log_previous_session_duration": "ln(1 + previous_session_duration_seconds)",
+    # duration: the user's effect s_u, from the mean plays of earlier sessions shrunk towards
+    # 15 plays by 2 pseudo-sessions, on the log scale
+    "log_user_prior_track_count_shrunk":
+        "ln((coalesce(user_prior_mean_track_count, 15) * user_prior_session_count + 3e1)"
+        " / (user_prior_session_count + 2e0))",
+    "log_user_prior_session_count": "ln(1 + user_prior_session_count)",
+    "log_hours_since_previous_session": "ln(1 + hours_since_previous_session)",
+    "log_previous_session_track_count": "ln(1 + previous_session_track_count)",
+}
 
 TERM_COLUMNS = ("term_index", "term", "term_kind", "feature", "category", "coefficient",
                 "raw_coefficient", "importance", "is_selected", "fill_value", "center",
@@ -98,3 +139,22 @@ def linear_predictor(term_rows: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray
             z += np.where(frame[row.feature].astype(str).to_numpy() == row.category,
                           row.coefficient, 0.0)
     return z
+
+
+def challenger_columns(numeric: tuple[str, ...], categorical: tuple[str, ...]) -> ColumnTransformer:
+    """The challengers' inputs: numerics as they are (gradient boosting handles NaN and
+    scale), categoricals as ordinal codes it splits on natively (unseen -> NaN)."""
+    return ColumnTransformer(
+        [("num", "passthrough", list(numeric)),
+         ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                encoded_missing_value=np.nan), list(categorical))],
+        remainder="drop", sparse_threshold=0.0)
+
+
+def challenger(estimator, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> Pipeline:
+    """HistGradientBoosting* on the same features as the linear model (not SQL-scorable:
+    reported beside it, never stored as terms)."""
+    mask = [False] * len(numeric) + [True] * len(categorical)
+    estimator.set_params(categorical_features=mask)
+    return Pipeline([("features", challenger_columns(numeric, categorical)),
+                     ("model", estimator)])

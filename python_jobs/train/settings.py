@@ -25,6 +25,7 @@ class SkipSettings:
     max_iter: int
     numeric_features: tuple[str, ...]
     categorical_features: tuple[str, ...]
+    challenger_max_iter: int = 0  # boosting rounds of the HistGradientBoosting challenger
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class DurationSettings:
     log_target: bool
     numeric_features: tuple[str, ...]
     categorical_features: tuple[str, ...]
+    challenger_max_iter: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def from_dict(raw: dict[str, Any]) -> TrainSettings:
             C=float(skip["C"]), class_weight=skip.get("class_weight"),
             max_iter=int(skip["max_iter"]),
             numeric_features=tuple(skip["numeric_features"]),
-            categorical_features=tuple(skip["categorical_features"])),
+            categorical_features=tuple(skip["categorical_features"]),
+            challenger_max_iter=int(skip.get("challenger_max_iter") or 0)),
         duration=DurationSettings(
             sample_rows=_rows(duration.get("sample_rows")),
             k_features=_k(duration["k_features"]),
@@ -98,7 +101,8 @@ def from_dict(raw: dict[str, Any]) -> TrainSettings:
             validation_days=int(duration["validation_days"]),
             log_target=bool(duration["log_target"]),
             numeric_features=tuple(duration["numeric_features"]),
-            categorical_features=tuple(duration["categorical_features"])),
+            categorical_features=tuple(duration["categorical_features"]),
+            challenger_max_iter=int(duration.get("challenger_max_iter") or 0)),
     )
 
 
@@ -119,6 +123,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k-features", help="duration model: k of SelectKBest, all or auto")
     parser.add_argument("--test-days", type=int, help="last N days of each mart are held out")
     parser.add_argument("--split-date", help="first held-out day YYYY-MM-DD (beats --test-days)")
+    parser.add_argument("--challenger-max-iter", type=int,
+                        help="boosting rounds of the HistGradientBoosting challengers (0 = none)")
     parser.add_argument("--sample-rows", type=int,
                         help="cap on training rows (hash sample); 0 = no sampling; "
                              "applies to the model(s) being trained")
@@ -134,6 +140,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["skip"]["C"] = args.C
     if args.k_features is not None:
         out["duration"]["k_features"] = args.k_features
+    if getattr(args, "challenger_max_iter", None) is not None:
+        out["skip"]["challenger_max_iter"] = args.challenger_max_iter
+        out["duration"]["challenger_max_iter"] = args.challenger_max_iter
     if args.sample_rows is not None:
         out["skip"]["sample_rows"] = args.sample_rows
         out["duration"]["sample_rows"] = args.sample_rows

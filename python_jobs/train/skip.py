@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from python_jobs.train import data, features
+from python_jobs.train import data, features, oracle
 from python_jobs.train.settings import SkipSettings, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,48 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         # log loss of always predicting the base rate: the bar the model must clear
         "log_loss_base_rate": float(log_loss(
             labels, np.full(len(labels), labels.mean()), labels=[0, 1])),
+        # the largest |mean predicted - observed rate| over the deciles of P(skip)
+        "calibration_max_gap": float(calibration_table(labels, probabilities)
+                                      .eval("mean_predicted - observed_rate").abs().max()),
     }
+
+
+def prefixed(values: dict[str, float], prefix: str) -> dict[str, float]:
+    return {f"{prefix}{k}": v for k, v in values.items()}
+
+
+def challenger_pipeline(s: SkipSettings) -> Pipeline:
+    return features.challenger(
+        HistGradientBoostingClassifier(max_iter=s.challenger_max_iter, early_stopping=False,
+                                       random_state=0),
+        s.numeric_features, s.categorical_features)
+
+
+def oracle_metrics(conn, window: data.Window, chunk_rows: int, model: dict[str, float],
+                   challenger: dict[str, float] | None, database: str | None = None
+                   ) -> tuple[list[dict], pd.DataFrame | None]:
+    """The oracle's held-out metrics (prefix oracle_) and the share of the gap from the
+    trivial prediction to the oracle each model closed; its calibration deciles."""
+    truth_frame = oracle.skip_truth(conn, SOURCE, window, chunk_rows, database)
+    if truth_frame is None:
+        log.info("skip model: the data carry no generator truth: no oracle")
+        return metric_rows({"oracle_available": 0.0}, "test"), None
+    known, counts = oracle.coverage(truth_frame)
+    labels = known["label"].to_numpy().astype(int)
+    p = known["oracle"].to_numpy(dtype=float)
+    best = classification_metrics(labels, p)
+    values = {**counts, **prefixed(best, "oracle_")}
+    brier_base = model["base_rate"] * (1 - model["base_rate"])
+    for prefix, scores in (("", model), ("challenger_", challenger or {})):
+        if not scores:
+            continue
+        values[f"{prefix}oracle_gap_closed_roc_auc"] = oracle.gap_closed(
+            scores["roc_auc"], 0.5, best["roc_auc"])
+        values[f"{prefix}oracle_gap_closed_log_loss"] = oracle.gap_closed(
+            scores["log_loss"], model["log_loss_base_rate"], best["log_loss"])
+        values[f"{prefix}oracle_gap_closed_brier"] = oracle.gap_closed(
+            scores["brier"], brier_base, best["brier"])
+    return metric_rows(values, "test"), calibration_table(labels, p).assign(split="oracle_test")
 
 
 def calibration_table(labels: np.ndarray, probabilities: np.ndarray,
@@ -78,7 +120,8 @@ def metric_rows(values: dict[str, float], split: str) -> list[dict]:
     return [{"split": split, "metric": k, "value": v} for k, v in values.items()]
 
 
-def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
+def run(conn, settings: TrainSettings, sink: PredictionSink,
+        database: str | None = None) -> dict:
     """Train, evaluate on the held-out days (predictions go to `sink` chunk by chunk) and
     return the run's rows: info, metrics, coefficients (terms), calibration."""
     s = settings.skip
@@ -92,6 +135,11 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
     model.fit(feature_frame(train, s), labels_train)
     fit_seconds = time.perf_counter() - started
     lr = model.named_steps["model"]
+    rival = None
+    if s.challenger_max_iter:
+        started_rival = time.perf_counter()
+        rival = challenger_pipeline(s).fit(feature_frame(train, s), labels_train)
+        log.info("skip challenger: fit %.1f s", time.perf_counter() - started_rival)
     term_rows = features.terms(model.named_steps["features"], lr.coef_[0],
                                float(lr.intercept_[0]), train)
     train_probabilities = model.predict_proba(feature_frame(train, s))[:, 1]
@@ -99,13 +147,15 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
     calibration = [calibration_table(labels_train, train_probabilities).assign(split="train")]
     del train, train_probabilities
 
-    labels, probabilities, test_rows = [], [], 0
+    labels, probabilities, rival_probabilities, test_rows = [], [], [], 0
     for chunk in data.stream_test(conn, SOURCE, window, s.numeric_features,
                                   s.categorical_features, settings.chunk_rows):
         p = model.predict_proba(feature_frame(chunk, s))[:, 1]
         y = chunk[SOURCE.label].to_numpy()
         labels.append(y.astype(np.int8))
         probabilities.append(p)
+        if rival is not None:
+            rival_probabilities.append(rival.predict_proba(feature_frame(chunk, s))[:, 1])
         test_rows += len(chunk)
         sink(pd.DataFrame({"play_id": chunk["play_id"], "session_id": chunk["session_id"],
                            "event_date": chunk[SOURCE.date_column], "label": y,
@@ -113,8 +163,18 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
     if not test_rows:
         raise LookupError(f"{SOURCE.table}: no held-out rows")
     y_test, p_test = np.concatenate(labels), np.concatenate(probabilities)
-    metrics += metric_rows(classification_metrics(y_test, p_test), "test")
+    test_scores = classification_metrics(y_test, p_test)
+    metrics += metric_rows(test_scores, "test")
     calibration.append(calibration_table(y_test, p_test).assign(split="test"))
+    rival_scores = None
+    if rival is not None:
+        rival_scores = classification_metrics(y_test, np.concatenate(rival_probabilities))
+        metrics += metric_rows(prefixed(rival_scores, "challenger_"), "test")
+    best_rows, best_calibration = oracle_metrics(conn, window, settings.chunk_rows,
+                                                 test_scores, rival_scores, database)
+    metrics += best_rows
+    if best_calibration is not None:
+        calibration.append(best_calibration)
     info.update({"test_rows": test_rows, "fit_seconds": fit_seconds,
                  "feature_count": len(s.numeric_features) + len(s.categorical_features),
                  "selected_feature_count": int(term_rows["is_selected"].sum()) - 1,
@@ -122,6 +182,8 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
                               f"LogisticRegression(penalty={s.penalty}, C={s.C}, "
                               f"class_weight={s.class_weight}, lbfgs)",
                  "target": "is_skipped (ms_played < 30 s), P(skip)",
+                 "challenger": (f"HistGradientBoostingClassifier(max_iter="
+                                f"{s.challenger_max_iter})" if rival is not None else None),
                  "iterations": int(lr.n_iter_[0])})
     if lr.n_iter_[0] >= s.max_iter:
         log.warning("skip model: lbfgs stopped at max_iter=%d before converging", s.max_iter)
@@ -129,4 +191,4 @@ def run(conn, settings: TrainSettings, sink: PredictionSink) -> dict:
              info["train_rows"], test_rows)
     return {"window": window, "info": info, "metrics": pd.DataFrame(metrics),
             "terms": term_rows, "calibration": pd.concat(calibration, ignore_index=True),
-            "model": model}
+            "model": model, "challenger": rival}

@@ -202,3 +202,60 @@ def test_assignment_is_deterministic_and_honours_shares():
     assert assignment.assign(salt, 1.0, variants, user_ids)[0].all()
     other, _ = assignment.assign("another_salt", 0.6, variants, user_ids)
     assert (other != enrolled).any()
+
+
+def test_oracle_truth_is_stored_per_play_and_session(fresh_database):
+    """raw.generator_play_truth / generator_session_truth: one row per clean play and per
+    session, keyed to the data, and consistent with it (docs/ground_truth.md, Oracle truth)."""
+    from scipy.stats import poisson
+
+    database = fresh_database("gen_oracle")
+    assert generate.main(["--sessions", "3000", "--seed", "11", "--database", database,
+                          "--log-level", "WARNING"]) == 0
+    with db.connect(database) as conn:
+        plays = db.read_sql(conn, f"""
+            select e.event_id, e.ms_played, e.session_hint, e.user_id, t.skip_logit,
+                   t.skip_probability
+            from (select distinct event_id, ms_played, session_hint, user_id
+                  from raw.listening_events where event_id not like '%%-q-%%') as e
+            left join {truth.PLAY_TRUTH_TABLE} as t on t.event_id = e.event_id""")
+        truth_rows = db.read_sql(conn, f"select count(*) as n from {truth.PLAY_TRUTH_TABLE}")
+        sessions = db.read_sql(conn, f"""
+            select t.*, d.duration_seconds
+            from {truth.SESSION_TRUTH_TABLE} as t
+            join (select session_hint, min(started_at) as first_start,
+                         extract(epoch from max(started_at + ms_played * interval '1 ms')
+                                 - min(started_at)) as duration_seconds
+                  from (select distinct event_id, session_hint, started_at, ms_played
+                        from raw.listening_events where event_id not like '%%-q-%%') as c
+                  group by session_hint) as d
+              on d.session_hint = t.session_hint and d.first_start = t.started_at""")
+    # every clean play has its truth, and nothing else does
+    assert plays["skip_probability"].notna().all()
+    assert truth_rows["n"].iloc[0] == len(plays)
+    p = plays["skip_probability"].to_numpy(float)
+    assert np.allclose(p, 1 / (1 + np.exp(-plays["skip_logit"].to_numpy(float))), atol=1e-12)
+    # the truth predicts the data: observed skip rate per decile of true P(skip)
+    skipped = (plays["ms_played"] < truth.SKIP_THRESHOLD_MS).to_numpy()
+    order = np.argsort(p)
+    for idx in np.array_split(order, 5):
+        assert abs(skipped[idx].mean() - p[idx].mean()) < 0.03
+    # one row per session, matched to the data on user, hint and start
+    assert len(sessions) == 3000
+    assert (sessions["user_id"].astype(str).radd("s") + "-"
+            == sessions["session_hint"].str.rsplit("-", n=1).str[0] + "-").all()
+    # the expected target length is exact: E[min(1 + Poisson(mu), 40)] summed directly
+    mu = np.exp(sessions["log_mu"].to_numpy(float))
+    k = np.arange(0, 400)
+    direct = (np.minimum(1 + k, truth.SESSION_TARGET_TRACKS_MAX)[None, :]
+              * poisson.pmf(k[None, :], mu[:, None])).sum(axis=1)
+    assert np.allclose(sessions["expected_target_tracks"], direct, atol=1e-9)
+    # ... and the realised targets and durations average out to their expectations
+    se_target = np.sqrt(mu.mean() / len(sessions))
+    assert abs(sessions["target_tracks"].mean() - direct.mean()) < 4 * se_target + 0.05
+    y = sessions["duration_seconds"].to_numpy(float)
+    expected = sessions["expected_duration_seconds"].to_numpy(float)
+    assert abs(y.mean() - expected.mean()) < 4 * y.std() / np.sqrt(len(y))
+    assert (sessions["duration_replays"] == truth.ORACLE_DURATION_REPLAYS).all()
+    assert (sessions["expected_duration_variance"] >= 0).all()
+    assert np.corrcoef(y, expected)[0, 1] > 0.2

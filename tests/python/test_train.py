@@ -4,8 +4,9 @@ schema ml -> dbt scores plays in SQL.
 One generated data set (20,000 sessions, seed 1, ~300,000 plays) in a fresh database:
 1. `dbt build` of the training marts AND the ml models before any training: the build must
    pass and fct_play_skip_scores must be empty (no ml tables yet);
-2. `python -m python_jobs.train --sample-rows 150000` (main(), both models; the skip model
-   trains on a hash sample, the duration model on every session);
+2. `python -m python_jobs.train --sample-rows 150000 --config derived_forms.yml` (main(),
+   both models with the derived features; the skip model trains on a hash sample, the
+   duration model on every session);
 3. `dbt build` of the ml models again: SQL scores of every play must equal scikit-learn's
    predict_proba of the fitted pipeline to 1e-9.
 The checks: run/metric/calibration/prediction rows, a time split, held-out metrics that equal
@@ -25,13 +26,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from python_jobs import config, db, dbt_cli, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, report, truth, warehouse
 from python_jobs.train import __main__ as train_cli
-from python_jobs.train import data, settings, skip
+from python_jobs.train import data, duration, features, oracle, settings, skip
 
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "ml_train"
 SESSIONS = 20_000
 SAMPLE_ROWS = 150_000
+DERIVED_FORMS = settings.DEFAULTS_FILE.with_name("derived_forms.yml")
+CHALLENGER_ROUNDS = 20  # a few boosting rounds: the tests check wiring, not the challenger
 ML_MODELS = ["path:models/staging/ml", "path:models/marts/ml"]
 SCORING_SQL = config.ROOT / "models" / "marts" / "ml" / "fct_play_skip_scores.sql"
 
@@ -59,13 +62,15 @@ def trained(tmp_path_factory) -> Iterator[dict]:
         outcomes: dict[str, dict] = {}
         original = train_cli.train_one
 
-        def capture(conn, name, train_settings):
-            outcomes[name] = original(conn, name, train_settings)
+        def capture(conn, name, train_settings, database=None):
+            outcomes[name] = original(conn, name, train_settings, database)
             return outcomes[name]
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(train_cli, "train_one", capture)
             assert train_cli.main(["--database", DATABASE, "--sample-rows", str(SAMPLE_ROWS),
+                                   "--challenger-max-iter", str(CHALLENGER_ROUNDS),
+                                   "--config", str(DERIVED_FORMS),
                                    "--log-level", "WARNING"]) == 0
         dbt_cli.run(DATABASE, tmp, "build", "--select", *ML_MODELS)
         yield {"outcomes": outcomes, "scores_before": int(scores_before.iloc[0]["n"])}
@@ -94,12 +99,57 @@ def _jinja_list(name: str) -> set[str]:
     return set(re.findall(r"'(\w+)'", match.group(1)))
 
 
+def _derived_in_sql() -> dict[str, str]:
+    match = re.search(r"set derived_features = \{(.*?)\} -%\}", SCORING_SQL.read_text(), re.S)
+    assert match
+    return dict(re.findall(r"'(\w+)':\s*'([^']*)'", match.group(1)))
+
+
 def test_default_features_are_scorable_in_sql():
     s = settings.load()
-    numeric = _jinja_list("numeric_features") | _jinja_list("boolean_features")
+    numeric = _jinja_list("numeric_features") | _jinja_list("boolean_features") | set(
+        _derived_in_sql())
     assert set(s.skip.numeric_features) <= numeric, set(s.skip.numeric_features) - numeric
     categorical = _jinja_list("categorical_features")
     assert set(s.skip.categorical_features) <= categorical
+
+
+def test_derived_features_are_the_same_sql_in_the_scoring_model():
+    in_sql = _derived_in_sql()
+    s = settings.load(DERIVED_FORMS).skip
+    used = [f for f in s.numeric_features if f in features.DERIVED]
+    assert used, "derived_forms.yml gives the skip model derived features"
+    for feature in used:
+        assert in_sql.get(feature) == features.DERIVED[feature], feature
+
+
+def test_oracle_gap_and_correction_arithmetic():
+    assert oracle.gap_closed(0.7, 0.5, 0.7) == 1.0
+    assert oracle.gap_closed(0.6, 0.5, 0.7) == pytest.approx(0.5)
+    assert np.isnan(oracle.gap_closed(0.6, 0.5, 0.5))
+    rng = np.random.default_rng(0)
+    truth_mean = rng.normal(100, 10, 200_000)
+    y = truth_mean + rng.normal(0, 20, truth_mean.size)
+    replays = 4
+    estimate = truth_mean + rng.normal(0, 20, (replays, truth_mean.size)).mean(axis=0)
+    variance = np.full(truth_mean.size, 20.0**2 / replays)
+    exact = 1 - np.mean((y - truth_mean) ** 2) / np.var(y)
+    corrected = oracle.corrected_regression(y, estimate, variance)
+    assert corrected["oracle_r2"] == pytest.approx(exact, abs=0.01)
+    assert corrected["oracle_r2_uncorrected"] < exact - 0.1  # the noise the correction removes
+
+
+def test_report_puts_the_oracle_beside_the_model():
+    metrics = pd.DataFrame([("skip", "test", m, v) for m, v in (
+        ("roc_auc", 0.70), ("challenger_roc_auc", 0.71), ("oracle_roc_auc", 0.72),
+        ("oracle_gap_closed_roc_auc", 0.9), ("oracle_available", 1.0))]
+        + [("duration", "test", "r2", 0.1), ("duration", "test", "oracle_available", 0.0)],
+        columns=["model", "split", "metric", "value"])
+    frame = report.oracle_frame(metrics)
+    assert frame[["model", "metric"]].values.tolist() == [["skip", "roc_auc"]]
+    assert frame.iloc[0][["model_value", "challenger", "oracle", "gap_closed"]].tolist() == [
+        0.70, 0.71, 0.72, 0.9]
+    assert report.oracle_frame(metrics[metrics["model"] == "duration"]).empty
 
 
 def test_settings_file_then_flags(tmp_path):
@@ -156,7 +206,7 @@ def test_runs_record_window_sampling_and_counts(trained):
 
 def test_sql_scores_equal_predict_proba(trained):
     model = trained["outcomes"]["skip"]["model"]
-    s = settings.load().skip
+    s = settings.load(DERIVED_FORMS).skip  # derived features are scored in SQL too
     with db.connect(DATABASE) as conn:
         types = data.column_types(conn, skip.SOURCE.table)
         columns = data.select_list(skip.SOURCE, types, s.numeric_features, s.categorical_features)
@@ -204,8 +254,9 @@ def test_skip_model_recovers_planted_directions(trained):
     assert c["cat__context_type_radio"] > c["cat__context_type_playlist"]       # +0.3 radio
     assert c["cat__tier_premium"] < c["cat__tier_free"]                         # -0.25 premium
     assert c["num__is_shuffle"] > 0                                             # +0.25 shuffle
-    assert c["num__user_prior_skip_rate"] > 0                   # propensity u shows in history
-    assert c["num__session_play_number"] > 0                    # +0.04 per position
+    assert c["num__user_prior_skip_logit_shrunk"] > 0           # propensity u shows in history
+    assert c["num__session_play_number_capped"] > 0             # +0.04 per position up to 20
+    assert c["num__energy_distance_from_shrunk_mean"] > 0       # +1.5 |energy - preferred|
     assert c["num__danceability"] < 0 and c["num__valence"] < 0
 
 
@@ -228,6 +279,7 @@ def test_duration_model_directions_and_baseline(trained):
 def test_rerun_appends_a_run_and_moves_the_latest_views(trained):
     before = _read("select run_id from ml.latest_model_runs where model = 'duration'")
     assert train_cli.main(["--database", DATABASE, "--model", "duration", "--k-features", "5",
+                           "--challenger-max-iter", "0",
                            "--log-level", "WARNING"]) == 0
     runs = _read("select run_id, config from ml.model_runs where model = 'duration' "
                  "order by trained_at")
@@ -243,3 +295,88 @@ def test_rerun_appends_a_run_and_moves_the_latest_views(trained):
     assert old.iloc[0]["n"] > 0  # earlier runs are kept
     # the skip run is untouched: still the latest skip run
     assert len(_read("select 1 from ml.latest_model_runs")) == 2
+
+
+def test_oracle_metrics_come_from_stored_truth_and_bound_the_model(trained):
+    metrics = _metrics("skip")
+    stored = _read("select p.label, t.skip_probability from ml.latest_model_predictions as p "
+                   f"join {truth.PLAY_TRUTH_TABLE} as t on t.event_id = p.play_id "
+                   "where p.model = 'skip'")
+    assert len(stored) == metrics[("test", "rows")] == metrics[("test", "oracle_rows")]
+    assert metrics[("test", "oracle_missing_rows")] == 0
+    labels, p = stored["label"].astype(int), stored["skip_probability"]
+    assert metrics[("test", "oracle_roc_auc")] == pytest.approx(roc_auc_score(labels, p),
+                                                                abs=1e-12)
+    assert metrics[("test", "oracle_log_loss")] == pytest.approx(
+        -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)), abs=1e-9)
+    assert metrics[("test", "oracle_brier")] == pytest.approx(np.mean((p - labels) ** 2),
+                                                              abs=1e-12)
+    # a sanity bound: no model beats the generator's own probabilities
+    assert metrics[("test", "roc_auc")] < metrics[("test", "oracle_roc_auc")]
+    assert metrics[("test", "log_loss")] > metrics[("test", "oracle_log_loss")]
+    closed = (metrics[("test", "roc_auc")] - 0.5) / (metrics[("test", "oracle_roc_auc")] - 0.5)
+    assert metrics[("test", "oracle_gap_closed_roc_auc")] == pytest.approx(closed, abs=1e-12)
+    assert 0.5 < metrics[("test", "challenger_roc_auc")] < metrics[("test", "oracle_roc_auc")]
+    oracle_deciles = _read("select * from ml.latest_calibration where model = 'skip' and "
+                           "split = 'oracle_test'")
+    assert oracle_deciles["row_count"].sum() == len(stored)
+
+
+def test_duration_oracle_and_log_target_in_seconds(trained):
+    metrics = _metrics("duration")
+    run = _read("select target from ml.latest_model_runs where model = 'duration'")
+    assert run["target"].iloc[0].startswith("log(1 + duration_seconds)")
+    stored = _read("select p.label, p.prediction, t.expected_duration_seconds as oracle, "
+                   "t.expected_duration_variance as variance from ml.latest_model_predictions "
+                   "as p join marts.fct_session_training as m on m.session_id = p.session_id "
+                   f"join {truth.SESSION_TRUTH_TABLE} as t on t.user_id = m.user_id and "
+                   "t.started_at = m.session_started_at where p.model = 'duration'")
+    assert len(stored) == metrics[("test", "rows")] == metrics[("test", "oracle_rows")]
+    y = stored["label"].to_numpy(float)
+    # predictions are seconds: positive, and their mean near the mean duration (smearing)
+    assert (stored["prediction"] > 0).all()
+    assert abs(stored["prediction"].mean() / y.mean() - 1) < 0.15
+    assert metrics[("test", "r2")] == pytest.approx(
+        1 - np.mean((y - stored["prediction"]) ** 2) / np.var(y), abs=1e-9)
+    direct = oracle.corrected_regression(y, stored["oracle"].to_numpy(float),
+                                         stored["variance"].to_numpy(float))
+    assert metrics[("test", "oracle_r2")] == pytest.approx(direct["oracle_r2"], abs=1e-12)
+    assert 0 < metrics[("test", "r2")] < metrics[("test", "oracle_r2")]
+    assert metrics[("test", "oracle_gap_closed_r2")] == pytest.approx(
+        metrics[("test", "r2")] / metrics[("test", "oracle_r2")], abs=1e-12)
+    # the fixture's run trained the challenger (the rerun before this test did not)
+    first = trained["outcomes"]["duration"]["metrics"].query("split == 'test'")
+    assert {"challenger_r2", "challenger_oracle_gap_closed_r2"} <= set(first["metric"])
+    # the true length effects come back on the log scale: premium +0.30, smart speaker +0.35
+    c = _coefficients("duration")
+    assert c["cat__tier_premium"] > c["cat__tier_free"]
+
+
+def test_no_truth_no_oracle(trained):
+    """Real data carry no generator truth: the run says so and has no oracle_ metrics."""
+    moved = "generator_session_truth_hidden"
+    with db.connect(DATABASE) as conn:
+        db.execute(conn, f"alter table {truth.SESSION_TRUTH_TABLE} rename to {moved}")
+    try:
+        with db.connect(DATABASE) as conn:
+            s = settings.load(overrides={"duration": {"k_features": 5,
+                                                      "challenger_max_iter": 0}})
+            outcome = train_cli.train_one(conn, "duration", s)
+    finally:
+        with db.connect(DATABASE) as conn:
+            db.execute(conn, f"alter table raw.{moved} rename to "
+                             f"{truth.SESSION_TRUTH_TABLE.split('.')[1]}")
+    metrics = outcome["metrics"].set_index("metric")["value"]
+    assert metrics["oracle_available"] == 0
+    assert not any(m.startswith("oracle_") and m != "oracle_available" for m in metrics.index)
+    assert "no generator truth" in train_cli.summary("duration", outcome)
+    assert duration.SOURCE.table == "marts.fct_session_training"
+
+
+def test_derived_forms_config_adds_only_derived_features():
+    default, wide = settings.load(), settings.load(DERIVED_FORMS)
+    for model in ("skip", "duration"):
+        before = set(getattr(default, model).numeric_features)
+        after = set(getattr(wide, model).numeric_features)
+        assert after - before and after - before <= set(features.DERIVED)
+        assert before - after <= {"session_play_number"}  # replaced by its capped form

@@ -28,6 +28,20 @@
 {%- set boolean_features = [
     'has_audio_features', 'is_shuffle', 'is_weekend', 'is_new_artist', 'is_previous_play_skipped',
 ] -%}
+{#- Derived features: the same SQL text as python_jobs/train/features.py DERIVED (a test
+    checks), computed from the mart's columns, then scored like any numeric feature. -#}
+{%- set derived_features = {
+    'session_play_number_capped':
+        'least(session_play_number, 21)',
+    'user_prior_skip_logit_shrunk':
+        'ln((user_prior_skip_count + 3e0) / (user_prior_play_count - user_prior_skip_count + 7e0))',
+    'user_prior_genre_skip_logit_shrunk':
+        'ln((coalesce(user_prior_genre_skip_rate, 0) * user_prior_genre_play_count + 15e-1) / ((1 - coalesce(user_prior_genre_skip_rate, 0)) * user_prior_genre_play_count + 35e-1))',
+    'energy_distance_from_shrunk_mean':
+        'abs(energy - (coalesce(user_prior_mean_energy, 6e-1) * user_prior_play_count + 6e0) / (user_prior_play_count + 1e1))',
+    'user_prior_genre_share_shrunk':
+        '(user_prior_genre_play_count + 5e-1) / (user_prior_play_count + 1e1)'
+} -%}
 {%- set categorical_features = [
     'genre', 'context_type', 'playlist_type', 'reason_start', 'device', 'tier',
     'hour_of_day', 'session_start_hour', 'iso_day_of_week',
@@ -42,6 +56,9 @@ with plays as (
         is_skipped,
         {%- for feature in numeric_features + boolean_features %}
             {{ feature }},
+        {%- endfor %}
+        {%- for feature, expression in derived_features.items() %}
+            {{ expression }} as {{ feature }},
         {%- endfor %}
     {%- for feature in categorical_features if feature not in numeric_features %}
         {{ feature }}{{ "," if not loop.last }}
@@ -91,7 +108,7 @@ numeric_terms_pivoted as (
     select
         max(model_run_id) as model_run_id,
         max(case when term_kind = 'intercept' then coefficient end) as intercept,
-    {%- for feature in numeric_features + boolean_features %}
+    {%- for feature in numeric_features + derived_features.keys() | list + boolean_features %}
         max(case when term_kind = 'numeric' and feature_name = '{{ feature }}' then coefficient end)
             as {{ feature }}__coefficient,
         max(case when term_kind = 'numeric' and feature_name = '{{ feature }}' then fill_value end)
@@ -121,7 +138,7 @@ plays_prepared as (
         user_id,
         played_date,
         is_skipped,
-        {%- for feature in numeric_features %}
+        {%- for feature in numeric_features + derived_features.keys() | list %}
             cast({{ feature }} as {{ double_type }}) as {{ feature }}__value,
         {%- endfor %}
         {%- for feature in boolean_features %}
@@ -143,7 +160,7 @@ linear_predictor_added as (
         plays_prepared.is_skipped,
         numeric_terms_pivoted.model_run_id,
         numeric_terms_pivoted.intercept
-        {%- for feature in numeric_features + boolean_features %}
+        {%- for feature in numeric_features + derived_features.keys() | list + boolean_features %}
             + coalesce(
                 numeric_terms_pivoted.{{ feature }}__coefficient
                 * (
