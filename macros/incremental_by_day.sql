@@ -1,12 +1,28 @@
-{#- Incremental config shared by every model over plays: whole days are rebuilt from a
-    lookback window. Postgres deletes and reinserts the days; Spark overwrites day partitions
-    (merge would need Delta or Iceberg). -#}
-{% macro incremental_by_day(date_column) %}
+{#- Incremental config shared by every model over plays: whole days are rebuilt, from the
+    first day touched by a change in the batch registry since the model was last built
+    (macros/incremental_window_start.sql). `days_before`: how many days before a changed
+    day the model's rebuild must start (a session-keyed model: a changed play belongs to a
+    session that started up to session_history_days() earlier). `lookback_where` limits the
+    rows whose newest day starts the late-event lookback.
+
+    The pre-hook clears every day from the first rebuilt day on (a day whose rows were all
+    removed must become empty, which neither delete+insert nor a dynamic insert_overwrite
+    does), the model's rows are then added (Postgres append, in the same transaction; Spark
+    insert_overwrite of day partitions), and the post-hook records the change the model is
+    now built up to. -#}
+{% macro incremental_by_day(date_column, days_before=0, lookback_where=none) %}
+    {%- set change_driven = {
+        'rebuild_day_column': date_column,
+        'rebuild_days_before': days_before,
+        'rebuild_lookback_where': lookback_where,
+        'pre_hook': ["{{ incremental_clear_days() }}"],
+        'post_hook': ["{{ incremental_record_watermark() }}"],
+        'on_schema_change': 'fail',
+    } -%}
     {% if target.type == 'spark' %}
-        {{ return({'incremental_strategy': 'insert_overwrite',
-                   'partition_by': [date_column], 'file_format': 'parquet',
-                   'on_schema_change': 'fail'}) }}
+        {{ return(dict(change_driven, incremental_strategy='insert_overwrite',
+                       partition_by=[date_column], file_format='parquet')) }}
     {% endif %}
-    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': date_column,
-               'indexes': [{'columns': [date_column]}], 'on_schema_change': 'fail'}) }}
+    {{ return(dict(change_driven, incremental_strategy='append',
+                   indexes=[{'columns': [date_column]}])) }}
 {% endmacro %}

@@ -1,10 +1,60 @@
-{#- First day an incremental run rebuilds: `incremental_lookback_days` before the newest day
-    already built in this model. `where` limits which built rows count (far-future rows must
-    not push the window into the future). Use as `day_column >= {{ incremental_window_start(...) }}`. -#}
-{% macro incremental_window_start(date_column, where=none) -%}
-    {%- set newest_day = 'max(' ~ date_column ~ ')' -%}
-    (
-        select {{ dbt.dateadd('day', -var('incremental_lookback_days'), newest_day) }}
-        from {{ this }}{{ ' where ' ~ where if where }}
-    )
+{#- First day an incremental run rebuilds, as a SQL date literal (computed once, when the
+    model is compiled, so the pre-hook that clears those days cannot change it):
+
+    - the earliest day touched by a change in raw.load_changes recorded after this model's
+      watermark (incremental_watermark_name) and up to the run's bound, counting only the
+      raw tables the model reads (incremental_source_tables); a change with no day range (a
+      dimension table, or a batch without dated rows) touches every day;
+    - minus the model's `rebuild_days_before` (see incremental_by_day);
+    - or, if earlier, var incremental_lookback_days before the newest day already built
+      (late events that arrive without a new batch; nothing depends on it being right).
+
+    Every day from there on is rebuilt, so anything that depends on an earlier day (a
+    user's running history, a session across midnight) is rebuilt too. Nothing changed and
+    nothing built: '9999-12-31', an empty rebuild. Not incremental: '1900-01-01', all. -#}
+{% macro incremental_window_start() -%}
+    cast('{{ incremental_first_rebuilt_day() or "9999-12-31" }}' as date)
 {%- endmacro %}
+
+
+{#- The same day as a 'YYYY-MM-DD' string, or none when nothing is to be rebuilt. -#}
+{% macro incremental_first_rebuilt_day() %}
+    {%- if not execute or not is_incremental() -%}
+        {{ return('1900-01-01') }}
+    {%- endif -%}
+    {%- set day_column = config.get('rebuild_day_column') -%}
+    {%- set days_before = config.get('rebuild_days_before') or 0 -%}
+    {%- set where = config.get('rebuild_lookback_where') -%}
+    {%- set changes = incremental_registry_relation() -%}
+    {%- set state = incremental_state_relation() -%}
+    {%- if changes is none or adapter.get_relation(
+            database=state.database, schema=state.schema, identifier=state.identifier) is none -%}
+        {#- no registry to read: only a full rebuild is safe -#}
+        {{ return('1900-01-01') }}
+    {%- endif -%}
+    {%- set tables = incremental_source_tables() -%}
+    {%- set first_changed -%}
+        (
+            select min(coalesce(min_day, cast('1900-01-01' as date)))
+            from {{ changes }}
+            where
+                change_id > (
+                    select coalesce(max(change_id), -1) from {{ state }}
+                    where watermark_name = '{{ incremental_watermark_name() }}'
+                )
+                and change_id <= {{ incremental_run_bound() }}
+                and table_name in ('{{ tables | join("', '") }}')
+        )
+    {%- endset -%}
+    {%- set newest_built -%}
+        (select max({{ day_column }}) from {{ this }}{{ ' where ' ~ where if where }})
+    {%- endset -%}
+    {%- set query -%}
+        select cast(least(
+            {{ dbt.dateadd('day', -days_before, first_changed) }},
+            {{ dbt.dateadd('day', -var('incremental_lookback_days'), newest_built) }}
+        ) as {{ dbt.type_string() }}) as first_day
+    {%- endset -%}
+    {%- set first_day = run_query(query).columns[0].values()[0] -%}
+    {{ return(first_day[:10] if first_day else none) }}
+{% endmacro %}

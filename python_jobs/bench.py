@@ -24,9 +24,10 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 
-from python_jobs import config, db, logs
+from python_jobs import config, db, holdback, logs
 
 log = logging.getLogger(__name__)
 
@@ -79,35 +80,6 @@ def _count(database: str, query: str) -> Callable[[], int]:
     return count
 
 
-HOLDBACK = "raw.bench_holdback_events"
-
-
-def hold_back_last_day(database: str) -> int:
-    """Set aside the newest full day of events (and any partial day after it) for the
-    incremental stage; a full day has at least half the median day's events."""
-    with db.connect(database) as conn:
-        db.execute(conn, f"drop table if exists {HOLDBACK}")
-        db.execute(conn, f"""create table {HOLDBACK} as
-            with days as (
-                select cast(started_at as date) as day, count(*) as events
-                from raw.listening_events where started_at < now() group by 1
-            )
-            select * from raw.listening_events
-            where started_at >= (
-                select max(day) from days where events >= 0.5 * (
-                    select percentile_cont(0.5) within group (order by events) from days))
-              and started_at < now()""")
-        db.execute(conn, f"delete from raw.listening_events e using {HOLDBACK} h "
-                         "where e.event_id = h.event_id")
-        return int(db.read_sql(conn, f"select count(*) from {HOLDBACK}").iloc[0, 0])
-
-
-def restore_last_day(database: str) -> None:
-    with db.connect(database) as conn:
-        db.execute(conn, f"insert into raw.listening_events select * from {HOLDBACK}")
-        db.execute(conn, f"drop table {HOLDBACK}")
-
-
 def print_table(stages: list[Stage]) -> None:
     print(f"{'stage':<32}{'rows':>14}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
     for s in stages:
@@ -157,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         record(run_stage("generate+load", [python, "-m", "python_jobs.generate", "--sessions",
                                            str(args.sessions), "--seed", str(args.seed),
                                            "--database", database], env, plays))
-        held = hold_back_last_day(database)
+        # the newest full day and any partial day after it, through the batch registry
+        held = holdback.hold_back(database, holdback.newest_full_day(database), date.today())
         log.info("held back %d events of the last day for the incremental stage", held)
         record(run_stage("dbt seed", [DBT, "seed", "--quiet"], env,
                          _count(database, "select count(*) from seeds.countries")))
@@ -166,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                          mart_plays))
         record(run_stage("dbt test", [DBT, "test", "--quiet", "--exclude-resource-type",
                                       "unit_test"], env, mart_plays))
-        restore_last_day(database)
+        holdback.restore(database)
         record(run_stage("dbt run (incremental +1 day)", dbt_run, env, lambda: held))
         record(run_stage("ab analyze --all", [python, "-m", "python_jobs.ab", "analyze",
                                               "--all", "--database", database], env,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import date
 
 import psycopg2
 import pytest
 from psycopg2 import errors
 
-from python_jobs import config, db, dbt_cli, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, holdback, warehouse
 
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "dbt_core"
 SESSIONS = 1500
@@ -51,18 +52,10 @@ def built(tmp_path_factory) -> Iterator[dict]:
     try:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", "7",
                               "--database", DATABASE, "--log-level", "WARNING"]) == 0
-        with db.connect(DATABASE) as conn:
-            last_day = _scalar(conn, "select max(cast(started_at as date)) "
-                                     "from raw.listening_events where started_at < '2099-01-01'")
-            db.execute(conn, "create table raw.held_back as select * from raw.listening_events "
-                             "where cast(started_at as date) = %s", (last_day,))
-            db.execute(conn, "delete from raw.listening_events "
-                             "where cast(started_at as date) = %s", (last_day,))
-            held_back = _scalar(conn, "select count(*) from raw.held_back")
+        held_back = holdback.hold_back(DATABASE, holdback.newest_full_day(DATABASE),
+                                       date.today())
         dbt_cli.run(DATABASE, tmp, "build")
-        with db.connect(DATABASE) as conn:
-            db.execute(conn, "insert into raw.listening_events select * from raw.held_back")
-            db.execute(conn, "drop table raw.held_back")
+        holdback.restore(DATABASE)
         incremental_log = dbt_cli.run(DATABASE, tmp, "build",
                                       "--exclude-resource-type", "unit_test").stdout
         with db.connect(DATABASE) as conn:

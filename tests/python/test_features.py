@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from python_jobs import config, db, dbt_cli, generate, warehouse
+from python_jobs import config, db, dbt_cli, generate, holdback, warehouse
 
 DATABASE = "feat_test_features"
 SESSIONS = 1500
@@ -61,11 +62,8 @@ def built(tmp_path_factory) -> Iterator[dict]:
     try:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", "11",
                               "--database", DATABASE, "--log-level", "WARNING"]) == 0
-        with db.connect(DATABASE) as conn:
-            db.execute(conn, "create table raw.held_back as select * from raw.listening_events "
-                             "where started_at >= %s", (CUTOFF,))
-            db.execute(conn, "delete from raw.listening_events where started_at >= %s",
-                       (CUTOFF,))
+        cutoff = datetime.fromisoformat(CUTOFF)
+        holdback.hold_back(DATABASE, cutoff.date(), date.max, since=cutoff)
         dbt_cli.run(DATABASE, tmp, "build", "--full-refresh", *NO_TESTS, *SELECT)
         # the data and unit tests of the engagement models (the core has its own test file)
         past_log = dbt_cli.run(DATABASE, tmp, "test", "--select", *ENGAGEMENT,
@@ -73,7 +71,7 @@ def built(tmp_path_factory) -> Iterator[dict]:
         with db.connect(DATABASE) as conn:
             past_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
             past_sessions = _read(conn, "marts.fct_session_training", "session_id")
-            db.execute(conn, "insert into raw.listening_events select * from raw.held_back")
+        holdback.restore(DATABASE)
         dbt_cli.run(DATABASE, tmp, "build", *NO_TESTS, *SELECT)
         with db.connect(DATABASE) as conn:
             incremental_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")

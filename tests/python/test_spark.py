@@ -1,7 +1,8 @@
 """The Spark target: profile = session settings, Parquet export, compare, and end to end on
 one generated data set (300 sessions) built once on each engine, shared by every slow test:
 
-1. the newest full day of raw.listening_events is held back (as python_jobs.bench does);
+1. the newest full day of raw.listening_events is held back (python_jobs.holdback, as the
+   benchmark does; the batch registry, raw.load_changes, is copied to Spark with the data);
    Spark builds the whole project (first run: every incremental model created from scratch);
 2. the day is restored; Postgres builds the whole project in one full build;
 3. Spark exports and registers raw again and runs dbt WITHOUT --full-refresh: the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from python_jobs import bench, config, contract, db, dbt_cli, generate, spark, warehouse
+from python_jobs import config, contract, db, dbt_cli, generate, holdback, spark, warehouse
 from python_jobs.ab import __main__ as ab_cli
 from python_jobs.train import __main__ as train_cli
 from python_jobs.train import data, skip
@@ -225,6 +226,34 @@ def _newest_days(session, models: dict[str, str]) -> dict[str, object]:
             for table, column in models.items()}
 
 
+REGISTRY_SCHEMA = ("change_id bigint, table_name string, batch_name string, action string, "
+                   "min_day date, max_day date, rows_before bigint, rows_after bigint, "
+                   "changed_at timestamp")
+
+
+def _copy_registry(session) -> None:
+    """raw.load_changes from Postgres to Spark, where the incremental models look for what
+    changed (the export carries only the contract's tables)."""
+    with db.connect(DATABASE) as conn:
+        changes = db.read_sql(conn, "select * from raw.load_changes order by change_id")
+    session.sql("create database if not exists raw")
+    frame = session.createDataFrame(changes.astype(object).where(changes.notna(), None),
+                                    schema=REGISTRY_SCHEMA)
+    frame.write.mode("overwrite").format("parquet").saveAsTable("raw.load_changes")
+
+
+def _refresh_events(session, raw: Path) -> None:
+    """Only raw.listening_events exported again (its day folders replaced, vanished days'
+    partitions dropped from the registration), and the registry copied."""
+    table = contract.TABLES["listening_events"]
+    with db.connect(DATABASE) as conn:
+        db.execute(conn, "set datestyle = 'ISO, YMD'")
+        spark.export_table(conn, table, raw)
+    session.sql(f"msck repair table raw.{table.name} sync partitions")
+    session.sql(f"refresh table raw.{table.name}")
+    _copy_registry(session)
+
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory) -> Iterator[dict]:
     _require_spark()
@@ -239,11 +268,10 @@ def e2e(tmp_path_factory) -> Iterator[dict]:
         try:
             assert generate.main(["--sessions", str(SESSIONS), "--seed", "5", "--database",
                                   DATABASE, "--log-level", "WARNING"]) == 0
-            assert bench.hold_back_last_day(DATABASE) > 0
-            with db.connect(DATABASE) as conn:
-                held_day = db.read_sql(conn, "select min(started_at)::date as d from "
-                                             f"{bench.HOLDBACK}").iloc[0]["d"]
+            held_day = holdback.newest_full_day(DATABASE)
+            assert holdback.hold_back(DATABASE, held_day, date.today()) > 0
             # 1. Spark, first run, without the held-back day
+            _copy_registry(spark.session())
             assert spark.main(["--database", DATABASE, "build", "--raw-dir", str(raw),
                                "--target-path", str(target), "--", *NO_TESTS]) == 0
             session = spark.session()
@@ -251,11 +279,12 @@ def e2e(tmp_path_factory) -> Iterator[dict]:
             first_run = {"created": {t: _created(session, t) for t in incremental},
                          "newest": _newest_days(session, incremental)}
             # 2. Postgres, one full build of everything with the day back
-            bench.restore_last_day(DATABASE)
+            holdback.restore(DATABASE)
             dbt_cli.run(DATABASE, tmp / "pg", "build", "--exclude-resource-type", "unit_test")
             # 3. Spark again on the complete raw data: an incremental run
             spark.export(DATABASE, raw)
             spark.register(session, raw)
+            _copy_registry(session)
             assert spark.dbt_build([], target, command="run")  # models only, no seeds
             yield {"tmp": tmp, "target": target, "session": session, "held_day": held_day,
                    "incremental": incremental, "first_run": first_run}
@@ -369,3 +398,31 @@ def test_train_gives_the_same_fit_on_both_engines(e2e, monkeypatch):
     sp_scores = session.table("marts.fct_play_skip_scores").toPandas()[columns]
     assert len(pg_scores) > 4000
     _same(pg_scores, sp_scores, ["play_id"], ())
+
+
+@pytest.mark.slow
+def test_oldest_days_loaded_last_on_spark_equal_a_full_build(e2e):
+    """A second arrival order on Spark: the oldest ten days removed, an incremental run,
+    the days loaded again, an incremental run; every incremental model must equal the
+    Postgres full build again (day partitions dropped, then backfilled)."""
+    session, target, raw = e2e["session"], e2e["target"], e2e["tmp"] / "raw"
+    only_incremental = ["--select", "config.materialized:incremental"]
+    with db.connect(DATABASE) as conn:
+        first = db.read_sql(conn, "select min(started_at)::date as d "
+                                  "from raw.listening_events").iloc[0]["d"]
+    assert holdback.hold_back(DATABASE, first, first + timedelta(days=9)) > 0
+    try:
+        _refresh_events(session, raw)
+        assert spark.dbt_build(only_incremental, target, command="run")
+        oldest = session.sql("select min(played_date) as d from marts.fct_plays").collect()[0].d
+        assert oldest > first + timedelta(days=9)
+    finally:
+        holdback.restore(DATABASE)
+    _refresh_events(session, raw)
+    assert spark.dbt_build(only_incremental, target, command="run")
+    for schema in ("marts", "intermediate"):
+        tables = [t.split(".")[1] for t in e2e["incremental"] if t.startswith(schema + ".")]
+        results = spark.compare(DATABASE, session, target / "manifest.json", marts=tables,
+                                schema=schema)
+        bad = [r for r in results if r["status"] != "ok"]
+        assert len(results) == len(tables) and not bad, spark.format_results(results)

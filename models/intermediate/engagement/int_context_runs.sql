@@ -3,7 +3,10 @@
     unshuffled runs start at position 1, so that is reaching the last position; shuffled runs
     play the playlist in a random order, so that is reaching the last track of that order.
     Null for other contexts and for playlists of unknown size. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select
@@ -22,7 +25,7 @@ with plays as (
         skip_flag
     from {{ ref('int_plays_enriched') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

@@ -3,7 +3,10 @@
     session's day, like int_plays_sessionized, so whole sessions are rebuilt together and
     running totals before a day are exact. Sums and sums of squares (not means) so any set of
     days adds up to means and variances. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select
@@ -23,7 +26,7 @@ with plays as (
         tempo_bpm
     from {{ ref('int_plays_enriched') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

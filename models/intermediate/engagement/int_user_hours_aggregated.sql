@@ -1,6 +1,9 @@
 {#- One row per user, session day, play day and hour of day (UTC) with plays: the basis of
     the temporal features (hour, part of day, weekday and month of the play itself). -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select
@@ -12,7 +15,7 @@ with plays as (
         skip_flag
     from {{ ref('int_plays_enriched') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

@@ -1,7 +1,10 @@
 {#- One row per user, session day and track: plays and skips of the track in the sessions
     the user started that day. The history behind per-track, per-artist and per-genre
     features (the track's artist and genre ride along). -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select
@@ -13,7 +16,7 @@ with plays as (
         skip_flag
     from {{ ref('int_plays_enriched') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

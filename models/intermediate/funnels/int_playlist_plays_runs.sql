@@ -7,7 +7,10 @@
     are left out: without the playlist there is no length, so no funnel.
     Incremental by session_date, not a view (the intermediate default): the windows are the
     costly part, and runs never cross sessions, so rebuilding whole session days is exact. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 {%- set run_start_reasons = var('funnel_run_start_reasons') -%}
 {%- set run_start_list = "'" ~ (run_start_reasons | join("', '")) ~ "'" -%}
 
@@ -30,7 +33,7 @@ with plays as (
         context_type = 'playlist'
         and context_id is not null
         {% if is_incremental() %}
-            and session_date >= {{ incremental_window_start('session_date') }}
+            and session_date >= {{ incremental_window_start() }}
         {% endif %}
 ),
 

@@ -1,9 +1,9 @@
-{{ config(materialized='incremental', **incremental_by_day('played_date')) }}
+{{ config(materialized='incremental', **incremental_by_day('played_date', lookback_where='not is_future')) }}
 
 with plays as (
     select * from {{ ref('stg_streaming__listening_events') }}
     {% if is_incremental() %}
-        where played_date >= {{ incremental_window_start('played_date', where='not is_future') }}
+        where played_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

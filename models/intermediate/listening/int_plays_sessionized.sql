@@ -7,12 +7,16 @@
     sorts the plays once; per-session and per-run numbers are differences of per-user
     running numbers instead of windows partitioned by session.
 
-    Incremental runs rebuild whole sessions keyed on the day the session started. They read
-    `history_days` more days of plays, enough for any earlier play (at most
+    Incremental runs rebuild whole sessions keyed on the day the session started, from
+    session_history_days() before the first changed play day (incremental_window_start).
+    They read that many more days of plays, enough for any earlier play (at most
     max_ms_played_hours long) that could still reach into the window within the gap. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
-{%- set history_minutes = var('max_ms_played_hours') * 60 + var('session_gap_minutes') -%}
-{%- set history_days = (history_minutes / 1440) | round(0, 'ceil') | int -%}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
+{%- set history_days = session_history_days() -%}
+{%- set rebuild_from = incremental_window_start() %}
 
 with plays as (
     select
@@ -37,7 +41,7 @@ with plays as (
         is_valid
         {% if is_incremental() %}
             and played_date
-            >= {{ dbt.dateadd('day', -history_days, incremental_window_start('session_date')) }}
+            >= {{ dbt.dateadd('day', -history_days, rebuild_from) }}
         {% endif %}
 ),
 
@@ -149,7 +153,7 @@ numbered as (
 sessions_in_window as (
     select * from numbered
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ rebuild_from }}
     {% endif %}
 )
 

@@ -8,7 +8,7 @@ with plays as (
         is_skipped
     from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
-        where played_date >= {{ incremental_window_start('activity_date') }}
+        where played_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

@@ -8,9 +8,12 @@
     first rebuilt day, plus windows over the rebuilt plays (frames end at `1 preceding`). A
     full refresh uses the same code with a window starting in 1900, so the history part is
     empty and the windows cover everything: the two paths are one. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 {%- if is_incremental() -%}
-    {%- set window_start = incremental_window_start('session_date') -%}
+    {%- set window_start = incremental_window_start() -%}
 {%- else -%}
     {%- set window_start = "cast('1900-01-01' as date)" -%}
 {%- endif %}

@@ -6,14 +6,17 @@
     at least var funnel_session_play_cap plays (the player's cap) is cut, not abandoned: the
     drop-off mart treats it as censored. Incremental by session_date like its input; tier
     and playlist type are those current when the session day was (re)built. -#}
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 {%- set stage_tracks = funnel_stage_tracks() -%}
 {%- set play_cap = var('funnel_session_play_cap') -%}
 
 with playlist_plays as (
     select * from {{ ref('int_playlist_plays_runs') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 
@@ -23,7 +26,7 @@ sessions as (
         track_count
     from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

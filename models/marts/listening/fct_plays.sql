@@ -3,7 +3,7 @@
 with plays as (
     select * from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
-        where played_date >= {{ incremental_window_start('played_date') }}
+        where played_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

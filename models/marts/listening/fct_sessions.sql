@@ -1,4 +1,7 @@
-{{ config(materialized='incremental', **incremental_by_day('session_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
 
 with plays as (
     select
@@ -14,7 +17,7 @@ with plays as (
         device
     from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start('session_date') }}
+        where session_date >= {{ incremental_window_start() }}
     {% endif %}
 ),
 

@@ -1,0 +1,33 @@
+{#- pre-hook: empty every day from the first rebuilt day on, so a day whose rows were all
+    removed ends up empty too. -#}
+{% macro incremental_clear_days() %}
+    {{ return(adapter.dispatch('incremental_clear_days')()) }}
+{% endmacro %}
+
+{% macro default__incremental_clear_days() %}
+    {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
+    {%- set first_day = incremental_first_rebuilt_day() -%}
+    {%- set recorded = incremental_record_rebuilt_day(first_day) -%}
+    {%- if first_day is none or not is_incremental() -%}{{ return(recorded) }}{%- endif -%}
+    {{ return('delete from ' ~ this ~ ' where ' ~ config.get('rebuild_day_column')
+              ~ " >= cast('" ~ first_day ~ "' as date);\n" ~ recorded) }}
+{% endmacro %}
+
+{#- Spark drops the day partitions: insert_overwrite replaces only the days it writes. -#}
+{% macro spark__incremental_clear_days() %}
+    {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
+    {%- set first_day = incremental_first_rebuilt_day() -%}
+    {#- one statement per hook on Spark: the record goes first, before the drop -#}
+    {%- do run_query(incremental_record_rebuilt_day(first_day)) -%}
+    {%- if first_day is none or not is_incremental() -%}{{ return('select 1') }}{%- endif -%}
+    {%- set day_column = config.get('rebuild_day_column') -%}
+    {%- set stale = [] -%}
+    {%- for row in run_query('show partitions ' ~ this) -%}
+        {%- set day = row[0].split('=')[1] -%}
+        {%- if day >= first_day -%}
+            {%- do stale.append("partition (" ~ day_column ~ " = '" ~ day ~ "')") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not stale -%}{{ return('select 1') }}{%- endif -%}
+    {{ return('alter table ' ~ this ~ ' drop if exists ' ~ stale | join(', ')) }}
+{% endmacro %}

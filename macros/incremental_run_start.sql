@@ -1,0 +1,26 @@
+{#- on-run-start: create the watermark table once and record this invocation's bound. -#}
+{% macro incremental_run_start() %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set state = incremental_state_relation() -%}
+    {%- do create_schema(state.without_identifier()) -%}
+    {%- set changes = incremental_registry_relation() -%}
+    {%- call statement('incremental_watermarks') -%}
+        create table if not exists {{ state }} (
+            watermark_name {{ dbt.type_string() }},
+            change_id {{ dbt.type_bigint() }},
+            recorded_at {{ dbt.type_timestamp() }},
+            first_rebuilt_day date
+        ){{ ' using parquet' if target.type == 'spark' }}
+    {%- endcall -%}
+    {%- call statement('incremental_run_bound') -%}
+        insert into {{ state }}
+        select
+            'run {{ invocation_id }}',
+            {% if changes is none %}cast(-1 as {{ dbt.type_bigint() }}){% else %}
+            coalesce((select max(change_id) from {{ changes }}), -1){% endif %},
+            {{ dbt.current_timestamp() }},
+            cast(null as date)
+    {%- endcall -%}
+    {%- if target.type != 'spark' -%}{%- do adapter.commit() -%}{%- endif -%}
+    {{ return('') }}
+{% endmacro %}

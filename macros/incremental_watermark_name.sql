@@ -1,0 +1,3 @@
+{% macro incremental_watermark_name() %}
+    {{ return(model.name) }}
+{% endmacro %}
