@@ -47,9 +47,16 @@ def _check_mssd(database: str) -> None:
         n_sessions = db.read_sql(conn, "select count(*) as n from marts.fct_sessions")
         plays = db.read_sql(conn, """
             select e.session_hint, e.event_id, p.session_id, p.session_play_number,
-                   e.source_skipped, p.is_skipped
+                   p.source_skipped, p.source_skip_label, p.is_skipped
             from marts.fct_plays as p
             inner join raw.listening_events as e on e.event_id = p.play_id""")
+        rates = db.read_sql(conn, """
+            select dimension, sum(play_count) as plays, sum(skip_count) as skips,
+                   sum(source_skip_count) as source_skips,
+                   sum(source_labelled_play_count) as labelled,
+                   sum(source_skip_count) / sum(source_labelled_play_count) as rate,
+                   count(*) filter (where source_skip_rate is null) as null_rates
+            from marts.fct_skip_rates group by dimension""")
         tracks = db.read_sql(conn, "select track_id, duration_ms, artist_name, "
                                    "has_audio_features from marts.dim_tracks")
     assert n_sessions["n"].iloc[0] == len(sessions)
@@ -58,9 +65,18 @@ def _check_mssd(database: str) -> None:
     assert (plays["session_play_number"] == position).all()
     assert plays.groupby("session_hint")["session_id"].nunique().eq(1).all()
     assert plays.groupby("session_id")["session_hint"].nunique().eq(1).all()
-    # the log's own skip_2 rate survives in raw (the marts carry it in a follow-up)
+    # the log's own labels and skip_2 rate reach fct_plays and fct_skip_rates
     log_skip_2 = sum(FLAGS[label][1] for s in sessions for _, label in s[2])
     assert int(plays["source_skipped"].sum()) == log_skip_2
+    labels = {(sid, pos): label for sid, _, session in sessions
+              for pos, (_, label) in enumerate(session, start=1)}
+    assert [labels[(h, n)] for h, n in zip(plays["session_hint"], position, strict=True)] \
+        == plays["source_skip_label"].tolist()
+    # every dimension of fct_skip_rates splits all plays: each one adds up to the log's rate
+    assert len(rates) == 6
+    assert (rates["plays"] == len(plays)).all() and (rates["labelled"] == len(plays)).all()
+    assert (rates["source_skips"] == log_skip_2).all() and (rates["null_rates"] == 0).all()
+    assert rates["rate"].astype(float).sub(log_skip_2 / len(plays)).abs().lt(1e-12).all()
     # The project's rule (fwdbtn before 30 s) sees skip_1 (5 s) and skip_2 (20 s) plays, not
     # skip_3 ones (80 % of the track): here the two definitions agree by construction.
     assert int(plays["is_skipped"].sum()) == log_skip_2
@@ -74,6 +90,27 @@ def _load_history(database: str, tmp_path: Path) -> None:
     assert ingest.main(["events", str(FIXTURES / "streaming_history.json"), "--format",
                         "history", "--user-id", "42", "--tier", "free",
                         "--database", database]) == 0
+
+
+def _check_history(database: str) -> None:
+    """Spotify's skipped flag reaches the marts; rows where the export left it null are not
+    counted as labelled."""
+    with db.connect(database) as conn:
+        plays = db.read_sql(conn, """
+            select e.source_skipped as raw_skipped, e.source_skip_label as raw_label,
+                   p.source_skipped, p.source_skip_label
+            from marts.fct_plays as p
+            inner join raw.listening_events as e on e.event_id = p.play_id""")
+        rates = db.read_sql(conn, """
+            select sum(source_skip_count) as source_skips,
+                   sum(source_labelled_play_count) as labelled
+            from marts.fct_skip_rates where dimension = 'weekday'""")
+    labelled = plays["raw_skipped"].notna()
+    assert 0 < labelled.sum() < len(plays)  # the fixture has a row without `skipped`
+    assert plays["source_skip_label"].equals(plays["raw_label"])
+    assert plays["source_skipped"].equals(plays["raw_skipped"])
+    assert int(rates["labelled"].iloc[0]) == int(labelled.sum())
+    assert int(rates["source_skips"].iloc[0]) == int(plays["raw_skipped"].eq(True).sum())
 
 
 @pytest.mark.parametrize("loader", [_load_raw, _load_mssd, _load_history],
@@ -91,3 +128,5 @@ def test_sample_builds_through_dbt(loader, fresh_database, tmp_path):
     assert 0 < sessions <= plays <= raw
     if loader is _load_mssd:
         _check_mssd(database)
+    if loader is _load_history:
+        _check_history(database)

@@ -28,6 +28,8 @@ final as (
         is_shuffle,
         device,
         is_skipped,
+        source_skipped,
+        source_skip_label,
         session_started_at,
         session_date,
         is_session_start,
