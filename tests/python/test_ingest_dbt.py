@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_ingest_mssd_alone import FLAGS, log_rows, write_log
 
@@ -47,7 +48,8 @@ def _check_mssd(database: str) -> None:
         n_sessions = db.read_sql(conn, "select count(*) as n from marts.fct_sessions")
         plays = db.read_sql(conn, """
             select e.session_hint, e.event_id, p.session_id, p.session_play_number,
-                   p.source_skipped, p.source_skip_label, p.is_skipped
+                   p.source_skipped, p.source_skip_label, p.is_skipped, e.started_at,
+                   p.hour_of_day, p.is_local_time
             from marts.fct_plays as p
             inner join raw.listening_events as e on e.event_id = p.play_id""")
         rates = db.read_sql(conn, """
@@ -76,6 +78,9 @@ def _check_mssd(database: str) -> None:
     assert len(rates) == 6
     assert (rates["plays"] == len(plays)).all() and (rates["labelled"] == len(plays)).all()
     assert (rates["source_skips"] == log_skip_2).all() and (rates["null_rates"] == 0).all()
+    # no time zone given: hours stay UTC
+    assert not plays["is_local_time"].any()
+    assert plays["hour_of_day"].tolist() == pd.to_datetime(plays["started_at"]).dt.hour.tolist()
     assert rates["rate"].astype(float).sub(log_skip_2 / len(plays)).abs().lt(1e-12).all()
     # The project's rule (fwdbtn before 30 s) sees skip_1 (5 s) and skip_2 (20 s) plays, not
     # skip_3 ones (80 % of the track): here the two definitions agree by construction.
@@ -89,16 +94,17 @@ def _check_mssd(database: str) -> None:
 def _load_history(database: str, tmp_path: Path) -> None:
     assert ingest.main(["events", str(FIXTURES / "streaming_history.json"), "--format",
                         "history", "--user-id", "42", "--tier", "free",
-                        "--database", database]) == 0
+                        "--timezone", "Asia/Kolkata", "--database", database]) == 0
 
 
 def _check_history(database: str) -> None:
     """Spotify's skipped flag reaches the marts; rows where the export left it null are not
-    counted as labelled."""
+    counted as labelled. Hours and weekdays are on the listener's clock (UTC+5:30)."""
     with db.connect(database) as conn:
         plays = db.read_sql(conn, """
             select e.source_skipped as raw_skipped, e.source_skip_label as raw_label,
-                   p.source_skipped, p.source_skip_label
+                   e.started_at, p.source_skipped, p.source_skip_label, p.hour_of_day,
+                   p.iso_day_of_week, p.is_local_time
             from marts.fct_plays as p
             inner join raw.listening_events as e on e.event_id = p.play_id""")
         rates = db.read_sql(conn, """
@@ -111,6 +117,12 @@ def _check_history(database: str) -> None:
     assert plays["source_skipped"].equals(plays["raw_skipped"])
     assert int(rates["labelled"].iloc[0]) == int(labelled.sum())
     assert int(rates["source_skips"].iloc[0]) == int(plays["raw_skipped"].eq(True).sum())
+    local = pd.to_datetime(plays["started_at"]) + pd.Timedelta(hours=5, minutes=30)
+    assert plays["is_local_time"].all()
+    assert plays["hour_of_day"].tolist() == local.dt.hour.tolist()
+    assert plays["iso_day_of_week"].tolist() == (local.dt.day_of_week + 1).tolist()
+    # the fixture has plays whose local hour, and one whose local day, differ from UTC's
+    assert (local.dt.date != pd.to_datetime(plays["started_at"]).dt.date).any()
 
 
 @pytest.mark.parametrize("loader", [_load_raw, _load_mssd, _load_history],
