@@ -126,6 +126,23 @@ def test_incremental_build_equals_full_refresh(built):
             assert (only_full, only_incremental) == (0, 0), model
 
 
+def test_generated_data_keeps_utc_hours_and_has_no_source_labels(built):
+    """The generator writes no time zones, skip labels or stubs: hours stay UTC, the source
+    skip rate is null, no track is a stub."""
+    with db.connect(DATABASE) as conn:
+        differing = _scalar(conn, """
+            select count(*) from marts.fct_plays
+            where is_local_time or source_skipped is not null or source_skip_label is not null
+               or hour_of_day != extract(hour from played_at)
+               or iso_day_of_week != extract(isodow from played_at)""")
+        labelled = _scalar(conn, """
+            select count(*) from marts.fct_skip_rates
+            where source_labelled_play_count != 0 or source_skip_count != 0
+               or source_skip_rate is not null""")
+        stubs = _scalar(conn, "select count(*) from marts.dim_tracks where is_stub")
+    assert (differing, labelled, stubs) == (0, 0, 0)
+
+
 def test_reporter_reads_marts_only(built):
     params = config.settings(DATABASE).dsn()
     params["user"] = config.REPORTING_ROLE

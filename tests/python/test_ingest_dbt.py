@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_ingest_mssd_alone import FLAGS, log_rows, write_log
 
@@ -47,9 +48,17 @@ def _check_mssd(database: str) -> None:
         n_sessions = db.read_sql(conn, "select count(*) as n from marts.fct_sessions")
         plays = db.read_sql(conn, """
             select e.session_hint, e.event_id, p.session_id, p.session_play_number,
-                   e.source_skipped, p.is_skipped
+                   p.source_skipped, p.source_skip_label, p.is_skipped, e.started_at,
+                   p.hour_of_day, p.is_local_time
             from marts.fct_plays as p
             inner join raw.listening_events as e on e.event_id = p.play_id""")
+        rates = db.read_sql(conn, """
+            select dimension, sum(play_count) as plays, sum(skip_count) as skips,
+                   sum(source_skip_count) as source_skips,
+                   sum(source_labelled_play_count) as labelled,
+                   sum(source_skip_count) / sum(source_labelled_play_count) as rate,
+                   count(*) filter (where source_skip_rate is null) as null_rates
+            from marts.fct_skip_rates group by dimension""")
         tracks = db.read_sql(conn, "select track_id, duration_ms, artist_name, "
                                    "has_audio_features from marts.dim_tracks")
     assert n_sessions["n"].iloc[0] == len(sessions)
@@ -58,9 +67,21 @@ def _check_mssd(database: str) -> None:
     assert (plays["session_play_number"] == position).all()
     assert plays.groupby("session_hint")["session_id"].nunique().eq(1).all()
     assert plays.groupby("session_id")["session_hint"].nunique().eq(1).all()
-    # the log's own skip_2 rate survives in raw (the marts carry it in a follow-up)
+    # the log's own labels and skip_2 rate reach fct_plays and fct_skip_rates
     log_skip_2 = sum(FLAGS[label][1] for s in sessions for _, label in s[2])
     assert int(plays["source_skipped"].sum()) == log_skip_2
+    labels = {(sid, pos): label for sid, _, session in sessions
+              for pos, (_, label) in enumerate(session, start=1)}
+    assert [labels[(h, n)] for h, n in zip(plays["session_hint"], position, strict=True)] \
+        == plays["source_skip_label"].tolist()
+    # every dimension of fct_skip_rates splits all plays: each one adds up to the log's rate
+    assert len(rates) == 6
+    assert (rates["plays"] == len(plays)).all() and (rates["labelled"] == len(plays)).all()
+    assert (rates["source_skips"] == log_skip_2).all() and (rates["null_rates"] == 0).all()
+    # no time zone given: hours stay UTC
+    assert not plays["is_local_time"].any()
+    assert plays["hour_of_day"].tolist() == pd.to_datetime(plays["started_at"]).dt.hour.tolist()
+    assert rates["rate"].astype(float).sub(log_skip_2 / len(plays)).abs().lt(1e-12).all()
     # The project's rule (fwdbtn before 30 s) sees skip_1 (5 s) and skip_2 (20 s) plays, not
     # skip_3 ones (80 % of the track): here the two definitions agree by construction.
     assert int(plays["is_skipped"].sum()) == log_skip_2
@@ -73,7 +94,35 @@ def _check_mssd(database: str) -> None:
 def _load_history(database: str, tmp_path: Path) -> None:
     assert ingest.main(["events", str(FIXTURES / "streaming_history.json"), "--format",
                         "history", "--user-id", "42", "--tier", "free",
-                        "--database", database]) == 0
+                        "--timezone", "Asia/Kolkata", "--database", database]) == 0
+
+
+def _check_history(database: str) -> None:
+    """Spotify's skipped flag reaches the marts; rows where the export left it null are not
+    counted as labelled. Hours and weekdays are on the listener's clock (UTC+5:30)."""
+    with db.connect(database) as conn:
+        plays = db.read_sql(conn, """
+            select e.source_skipped as raw_skipped, e.source_skip_label as raw_label,
+                   e.started_at, p.source_skipped, p.source_skip_label, p.hour_of_day,
+                   p.iso_day_of_week, p.is_local_time
+            from marts.fct_plays as p
+            inner join raw.listening_events as e on e.event_id = p.play_id""")
+        rates = db.read_sql(conn, """
+            select sum(source_skip_count) as source_skips,
+                   sum(source_labelled_play_count) as labelled
+            from marts.fct_skip_rates where dimension = 'weekday'""")
+    labelled = plays["raw_skipped"].notna()
+    assert 0 < labelled.sum() < len(plays)  # the fixture has a row without `skipped`
+    assert plays["source_skip_label"].equals(plays["raw_label"])
+    assert plays["source_skipped"].equals(plays["raw_skipped"])
+    assert int(rates["labelled"].iloc[0]) == int(labelled.sum())
+    assert int(rates["source_skips"].iloc[0]) == int(plays["raw_skipped"].eq(True).sum())
+    local = pd.to_datetime(plays["started_at"]) + pd.Timedelta(hours=5, minutes=30)
+    assert plays["is_local_time"].all()
+    assert plays["hour_of_day"].tolist() == local.dt.hour.tolist()
+    assert plays["iso_day_of_week"].tolist() == (local.dt.day_of_week + 1).tolist()
+    # the fixture has plays whose local hour, and one whose local day, differ from UTC's
+    assert (local.dt.date != pd.to_datetime(plays["started_at"]).dt.date).any()
 
 
 @pytest.mark.parametrize("loader", [_load_raw, _load_mssd, _load_history],
@@ -91,3 +140,5 @@ def test_sample_builds_through_dbt(loader, fresh_database, tmp_path):
     assert 0 < sessions <= plays <= raw
     if loader is _load_mssd:
         _check_mssd(database)
+    if loader is _load_history:
+        _check_history(database)

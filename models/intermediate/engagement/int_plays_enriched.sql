@@ -1,5 +1,6 @@
 {#- Every sessionized play with what is known about its track (genre, audio features,
-    popularity) and its playlist (type, size), and its hour and weekday. A view: the
+    popularity) and its playlist (type, size), and its hour and weekday on the listener's clock
+    (users.timezone; UTC when unknown). A view: the
     incremental models below filter it by session_date, which reaches the index of
     int_plays_sessionized. The genre rule is dim_tracks' (the artist's primary genre, else
     'unknown'), repeated here from staging so intermediate models read no marts. -#}
@@ -62,6 +63,13 @@ primary_genres as (
     group by artist_id
 ),
 
+users as (
+    select
+        user_id,
+        timezone
+    from {{ ref('stg_streaming__users') }}
+),
+
 playlists as (
     select
         playlist_id,
@@ -95,9 +103,11 @@ joined as (
         audio_features.tempo_bpm,
         playlists.playlist_type,
         playlist_sizes.playlist_track_count,
-        {{ hour_of_day('plays.played_at') }} as hour_of_day,
-        {{ iso_day_of_week('plays.played_at') }} as iso_day_of_week,
-        {{ hour_of_day('plays.session_started_at') }} as session_start_hour,
+        {{ hour_of_day(local_timestamp('plays.played_at', 'users.timezone')) }} as hour_of_day,
+        {{ iso_day_of_week(local_timestamp('plays.played_at', 'users.timezone')) }}
+            as iso_day_of_week,
+        {{ hour_of_day(local_timestamp('plays.session_started_at', 'users.timezone')) }}
+            as session_start_hour,
         case when plays.is_skipped then 1 else 0 end as skip_flag
     from plays
     left join tracks
@@ -106,6 +116,8 @@ joined as (
         on plays.track_id = audio_features.track_id
     left join primary_genres
         on plays.artist_id = primary_genres.artist_id
+    left join users
+        on plays.user_id = users.user_id
     left join playlists
         on
             plays.context_type = 'playlist'

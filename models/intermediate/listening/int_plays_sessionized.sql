@@ -35,7 +35,9 @@ with plays as (
         reason_end,
         is_shuffle,
         device,
-        is_skipped
+        is_skipped,
+        source_skipped,
+        source_skip_label
     from {{ ref('int_plays_flagged') }}
     where
         is_valid
@@ -133,6 +135,8 @@ numbered as (
         is_shuffle,
         device,
         is_skipped,
+        source_skipped,
+        source_skip_label,
         session_started_at,
         cast(session_started_at as date) as session_date,
         is_session_start,

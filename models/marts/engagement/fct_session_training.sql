@@ -30,7 +30,8 @@ users as (
     select
         user_id,
         tier,
-        signed_up_date
+        signed_up_date,
+        timezone
     from {{ ref('dim_users') }}
 ),
 
@@ -82,9 +83,12 @@ final as (
         history_added.track_count,
         -- known at the start
         users.tier,
-        {{ hour_of_day('history_added.session_started_at') }} as start_hour,
-        {{ iso_day_of_week('history_added.session_started_at') }} as iso_day_of_week,
-        {{ iso_day_of_week('history_added.session_started_at') }} >= 6 as is_weekend,
+        {{ hour_of_day(local_timestamp('history_added.session_started_at', 'users.timezone')) }}
+            as start_hour,
+        {{ iso_day_of_week(local_timestamp('history_added.session_started_at', 'users.timezone')) }}
+            as iso_day_of_week,
+        {{ iso_day_of_week(local_timestamp('history_added.session_started_at', 'users.timezone')) }}
+        >= 6 as is_weekend,
         history_added.device,
         history_added.first_context_type,
         first_runs.playlist_type as first_playlist_type,

@@ -35,6 +35,7 @@ joined as (
         coalesce(countries.country_name, users.country_code) as country_name,
         coalesce(countries.region, 'OTHER') as region,
         users.birth_year,
+        users.timezone,
         activity_summarised.first_active_date,
         activity_summarised.last_active_date,
         coalesce(activity_summarised.active_day_count, 0) as active_day_count,

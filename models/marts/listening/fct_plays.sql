@@ -7,6 +7,24 @@ with plays as (
     {% endif %}
 ),
 
+users as (
+    select
+        user_id,
+        timezone
+    from {{ ref('stg_streaming__users') }}
+),
+
+-- every valid play has a known user (int_plays_flagged), so the join keeps all plays
+zoned as (
+    select
+        plays.*,
+        users.timezone,
+        {{ local_timestamp('plays.played_at', 'users.timezone') }} as played_at_local
+    from plays
+    left join users
+        on plays.user_id = users.user_id
+),
+
 final as (
     select
         play_id,
@@ -17,8 +35,9 @@ final as (
         played_at,
         played_date,
         ended_at,
-        {{ hour_of_day('played_at') }} as hour_of_day,
-        {{ iso_day_of_week('played_at') }} as iso_day_of_week,
+        {{ hour_of_day('played_at_local') }} as hour_of_day,
+        {{ iso_day_of_week('played_at_local') }} as iso_day_of_week,
+        timezone is not null as is_local_time,
         ms_played,
         context_type,
         context_id,
@@ -28,6 +47,8 @@ final as (
         is_shuffle,
         device,
         is_skipped,
+        source_skipped,
+        source_skip_label,
         session_started_at,
         session_date,
         is_session_start,
@@ -35,7 +56,7 @@ final as (
         context_run_number,
         run_play_number,
         gap_seconds
-    from plays
+    from zoned
 )
 
 select * from final

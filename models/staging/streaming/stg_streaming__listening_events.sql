@@ -20,6 +20,8 @@ renamed as (
         lower(reason_end) as reason_end,
         coalesce(is_shuffle, false) as is_shuffle,
         lower(device) as device,
+        cast(source_skipped as {{ dbt.type_boolean() }}) as source_skipped,
+        lower(source_skip_label) as source_skip_label,
         _batch_id as load_batch_id,
         _loaded_at as loaded_at
     from source
@@ -68,6 +70,8 @@ flagged as (
             and ms_played < {{ var('skip_threshold_ms') }},
             false
         ) as is_skipped,
+        source_skipped,
+        source_skip_label,
         loaded_at
     from deduplicated
 )

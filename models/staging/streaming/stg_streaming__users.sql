@@ -9,7 +9,8 @@ renamed as (
         cast(signup_at as date) as signed_up_date,
         lower(tier) as tier,
         upper(country) as country_code,
-        cast(birth_year as {{ dbt.type_int() }}) as birth_year
+        cast(birth_year as {{ dbt.type_int() }}) as birth_year,
+        cast(timezone as {{ dbt.type_string() }}) as timezone
     from source
 )
 
