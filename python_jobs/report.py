@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import auc, roc_curve
 
 from python_jobs import config, db, logs
 from python_jobs import report_svg as svg
@@ -304,18 +305,11 @@ def skip_section(marts: dict[str, pd.DataFrame]) -> str:
 
 def roc_points(labels: np.ndarray, scores: np.ndarray,
                max_points: int = ROC_POINTS) -> tuple[list[tuple[float, float]], float]:
-    """ROC curve (false positive rate, true positive rate) thinned to about max_points
-    points, and its area by the trapezoid rule (ties handled by grouping equal scores)."""
-    order = np.argsort(-scores, kind="mergesort")
-    y, s = labels[order], scores[order]
-    distinct = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
-    tps = np.cumsum(y)[distinct]
-    fps = (distinct + 1) - tps
-    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
-    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
-    auc = float(np.trapezoid(tpr, fpr))
+    """ROC curve (false positive rate, true positive rate) from scikit-learn, thinned to
+    about max_points points for the chart, and its area."""
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     keep = np.unique(np.linspace(0, fpr.size - 1, min(max_points, fpr.size)).astype(int))
-    return [(float(fpr[i]), float(tpr[i])) for i in keep], auc
+    return [(float(fpr[i]), float(tpr[i])) for i in keep], float(auc(fpr, tpr))
 
 
 ORACLE_METRICS = ("roc_auc", "log_loss", "brier", "calibration_max_gap", "r2", "mae_seconds",

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from python_jobs.ab import design
 from python_jobs.ab.design import ArrayLike, cohens_h
@@ -320,24 +321,22 @@ def sample_ratio_mismatch(counts: Sequence[int], weights: Sequence[float] | None
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error rate)."""
-    p = np.asarray(p_values, float)
-    order = np.argsort(p, kind="stable")
-    m = p.size
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+    return _multipletests(p_values, "holm")
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg step-up adjusted p-values (false discovery rate)."""
+    return _multipletests(p_values, "fdr_bh")
+
+
+def _multipletests(p_values: Sequence[float], method: str) -> np.ndarray:
+    """statsmodels' multipletests over the family; a missing p-value stays missing and is
+    not counted in the family."""
     p = np.asarray(p_values, float)
-    order = np.argsort(p, kind="stable")
-    m = p.size
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
+    out = np.full(p.size, np.nan)
+    present = ~np.isnan(p)
+    if present.any():
+        out[present] = multipletests(p[present], method=method)[1]
     return out
 
 

@@ -187,6 +187,13 @@ def test_holm_and_bh_equal_statsmodels(rng):
         close(ab.benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1])
         close(ab.adjust_p_values(p, "bh"), multipletests(p, method="fdr_bh")[1])
         close(ab.adjust_p_values(p, None), p)
+    # by hand: sorted p 0.005, 0.01, 0.03, 0.04; Holm x4, x3, x2, x1 then running max;
+    # BH x4/1, x4/2, x4/3, x4/4 then running min from the largest
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    close(ab.holm(p), [0.03, 0.06, 0.06, 0.02])
+    close(ab.benjamini_hochberg(p), [0.02, 0.04, 0.04, 0.02])
+    # a missing p-value stays missing and is not counted in the family (as R's p.adjust)
+    close(ab.holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
 
 
 # --- simulations with planted truth --------------------------------------------------------
