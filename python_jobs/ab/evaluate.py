@@ -177,13 +177,27 @@ def _metric_frames(units: pd.DataFrame, metric: Metric, role: str, order: Sequen
               "alpha": options.alpha, "cap_value": cap_value,
               "cap_rule": None if metric.cap is None else metric.cap.describe()}
     treatments = [v for v in present if v != control]
-    rows: list[dict] = []
     comparisons = []
     for v in treatments:
         r = _compare(metric.kind, capped.values[control], capped.values[v],
                      None if denominators is None else denominators[control],
                      None if denominators is None else denominators[v], options.alpha)
         comparisons.append((v, r))
+    rows = _arm_rows(comparisons, control, metric, options, capped_flags)
+    frames = [pd.DataFrame(rows).assign(**common)]
+    if metric.covariates:
+        frames.append(_cuped_frame(data, metric, present, control, capped.values, denominators,
+                                   capped_flags, options, common))
+    if metric.kind == "proportion":
+        frames.append(_chi_square_frame(capped.values, present, control, common))
+    return frames
+
+
+def _arm_rows(comparisons: list, control: str, metric: Metric, options: Options,
+              capped_flags: dict) -> list[dict]:
+    """The control's row (from the first comparison), then one row per treatment arm with
+    its read-outs and capped-unit counts."""
+    rows: list[dict] = []
     for i, (v, r) in enumerate(comparisons):
         if i == 0:
             rows.append(_row(r, control, is_control=True)
@@ -193,13 +207,7 @@ def _metric_frames(units: pd.DataFrame, metric: Metric, role: str, order: Sequen
         row["capped_units"] = int(capped_flags[v].sum())
         row["capped_units_control"] = int(capped_flags[control].sum())
         rows.append(row)
-    frames = [pd.DataFrame(rows).assign(**common)]
-    if metric.covariates:
-        frames.append(_cuped_frame(data, metric, present, control, capped.values, denominators,
-                                   capped_flags, options, common))
-    if metric.kind == "proportion":
-        frames.append(_chi_square_frame(capped.values, present, control, common))
-    return frames
+    return rows
 
 
 def _cuped_frame(data: pd.DataFrame, metric: Metric, present: Sequence[str], control: str,
@@ -217,17 +225,10 @@ def _cuped_frame(data: pd.DataFrame, metric: Metric, present: Sequence[str], con
         log.warning("%s/%s/cuped skipped: %s", common["experiment_id"], common["metric"],
                     error)
         return pd.DataFrame()
-    rows = []
-    for i, v in enumerate(v for v in present if v != control):
-        r = regression.adjusted_test(metric.kind, fit, control, v, alpha=options.alpha)
-        if i == 0:
-            rows.append(_row(r, control, is_control=True)
-                        | {"capped_units": int(capped_flags[control].sum())})
-        row = _row(r, v)
-        row.update(_readouts(row, r, metric, options))
-        row["capped_units"] = int(capped_flags[v].sum())
-        row["capped_units_control"] = int(capped_flags[control].sum())
-        rows.append(row)
+    comparisons = [(v, regression.adjusted_test(metric.kind, fit, control, v,
+                                                alpha=options.alpha))
+                   for v in present if v != control]
+    rows = _arm_rows(comparisons, control, metric, options, capped_flags)
     return pd.DataFrame(rows).assign(**common, covariates=",".join(metric.covariates))
 
 
