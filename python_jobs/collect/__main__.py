@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, token=token.ensure(), database=args.database,
         flush_events=args.flush_events, flush_seconds=args.flush_seconds,
         queue_events=args.queue_events, max_body_bytes=args.max_body_mb << 20,
-    )
+        workers=args.workers)
     return server.run(settings)
 
 
@@ -61,8 +61,9 @@ def _send(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         chunks = client.file_frames(args.file)
-    requests = client.batches(chunks, args.batch, id_prefix=args.id_prefix, live=args.live,
-                              limit=args.limit)
+    # Made before the clock starts: the figures are the collector's, not the generator's.
+    requests = list(client.batches(chunks, args.batch, id_prefix=args.id_prefix,
+                                   live=args.live, limit=args.limit))
     try:
         stats, _ = asyncio.run(client.send(
             args.url, secret, requests, rate=args.rate, concurrency=args.concurrency,
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="events waiting or being written before requests get 429 "
                             "(default 100000)")
     serve.add_argument("--max-body-mb", type=_positive(int), default=16)
+    serve.add_argument("--workers", type=_positive(int), default=1,
+                       help="processes sharing the port, e.g. one per core (default 1)")
     serve.set_defaults(run=_serve)
 
     loop = commands.add_parser("follow", help="build the event-driven models as data arrives")
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--id-prefix", default="",
                       help="prepended to every event_id (replay data the warehouse holds)")
     send.add_argument("--live", action="store_true",
-                      help="started_at = the moment each request is built")
+                      help="started_at = the moment each request is sent")
     send.add_argument("--give-up-after", type=_positive(float), default=120.0,
                       help="seconds of retries before a request is given up")
     send.set_defaults(run=_send)

@@ -31,6 +31,7 @@ NDJSON = "application/x-ndjson"
 class Batch:
     event_ids: list[str]
     lines: list[str]
+    live: bool = False  # started_at is set as the request is first sent
     body: bytes = b""
     acked: bool = False
     attempts: int = 0
@@ -103,7 +104,7 @@ def batches(chunks: Iterable[pd.DataFrame | list[str]], size: int, *, id_prefix:
             live: bool = False, limit: int | None = None) -> Iterator[Batch]:
     """Requests of `size` events. id_prefix: prepended to every event_id (replaying a data
     set the warehouse already holds as new events); live: started_at = now, set as each
-    request is built (events arriving as they happen)."""
+    request is first sent (events arriving as they happen)."""
     sent = 0
     for chunk in chunks:
         if isinstance(chunk, pd.DataFrame):
@@ -119,11 +120,8 @@ def batches(chunks: Iterable[pd.DataFrame | list[str]], size: int, *, id_prefix:
                 return
             hi = min(lo + size, len(lines), lo + (limit - sent if limit else size))
             part = lines[lo:hi]
-            if live:
-                now = datetime.now(UTC).strftime('"%Y-%m-%dT%H:%M:%S.%fZ"')
-                part = [line[:-1] + f',"started_at":{now}}}' for line in part]
             sent += len(part)
-            yield Batch(ids[lo:hi], part)
+            yield Batch(ids[lo:hi], part, live=live)
 
 
 def _prefixed(lines: list[str], prefix: str) -> tuple[list[str], list[str]]:
@@ -192,10 +190,14 @@ async def send(url: str, token: str, requests: Iterable[Batch], *, rate: float =
 
     async def worker(session: aiohttp.ClientSession) -> None:
         for batch in source:
-            batch.body = ("\n".join(batch.lines) + "\n").encode()
             if rate:
                 due = begin + (stats.events + len(batch.lines)) / rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
+            lines = batch.lines
+            if batch.live:
+                now = datetime.now(UTC).strftime('"%Y-%m-%dT%H:%M:%S.%fZ"')
+                lines = [line[:-1] + f',"started_at":{now}}}' for line in lines]
+            batch.body = ("\n".join(lines) + "\n").encode()
             stats.events += len(batch.lines)
             batch.acked = await _post(session, url, batch, stats,
                                       give_up_after=give_up_after, timeout=timeout)

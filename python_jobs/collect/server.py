@@ -15,18 +15,21 @@ import contextlib
 import hmac
 import logging
 import math
+import multiprocessing
+import os
 import signal
+import socket
 import sys
 import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg2
 from aiohttp import web
 
-from python_jobs import db, exact
+from python_jobs import db, exact, logs
 from python_jobs.collect import events as ev
 from python_jobs.collect import store
 
@@ -43,6 +46,7 @@ class Settings:
     flush_seconds: float = 0.1
     queue_events: int = 100_000  # queued or being written; beyond: 429
     max_body_bytes: int = 16 << 20
+    workers: int = 1  # processes sharing the port
     options: exact.Options = exact.DEFAULTS
 
 
@@ -233,7 +237,7 @@ async def serve(settings: Settings, ready=None) -> int:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                       backlog=1024)
+                       reuse_port=settings.workers > 1, backlog=1024)
     await site.start()
     port = runner.addresses[0][1]
     stop = asyncio.Event()
@@ -262,10 +266,43 @@ async def serve(settings: Settings, ready=None) -> int:
     return 0 if state.counts["failed_flushes"] == failed_before else 1
 
 
+def _worker(settings: Settings) -> None:
+    logs.setup(logging.getLevelName(log.getEffectiveLevel()))
+    sys.exit(asyncio.run(serve(settings)))
+
+
 def run(settings: Settings) -> int:
     store.ensure_schema(settings.database)
     try:
-        return asyncio.run(serve(settings))
+        if settings.workers == 1:
+            return asyncio.run(serve(settings))
+        return _run_workers(settings)
     except OSError as exc:  # the port is taken, the address is not this machine's
         print(f"python -m python_jobs.collect serve: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _run_workers(settings: Settings) -> int:
+    """Several collector processes on one port (SO_REUSEPORT: the kernel spreads the
+    connections), since one Python process parses and checks on one core at most. Each has
+    its own queue and flusher; their micro-batches take turns under the table's lock."""
+    if settings.port == 0:
+        with socket.socket() as sock:
+            sock.bind((settings.host, 0))
+            settings = replace(settings, port=sock.getsockname()[1])
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(settings,))
+               for _ in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum, _frame) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.exitcode is None:
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+    return max(worker.exitcode or 0 for worker in workers)
