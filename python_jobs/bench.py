@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the collector stage at the end: events/s, ack latency "
                              "and event-to-fct_plays seconds (docs/collector.md)")
     parser.add_argument("--collector-events", type=int, default=100_000)
+    parser.add_argument("--collector-workers", type=int, default=1)
     parser.add_argument("--spark-only", action="store_true",
                         help="only the Spark stage, on the database an earlier run filled; "
                              "its figures join that run's results file")
@@ -320,7 +321,8 @@ def run_collector_stage(database: str, env: dict[str, str], args: argparse.Names
     from python_jobs.collect import bench as collector
 
     figures = collector.measure(database, env, events=args.collector_events,
-                                sessions=args.sessions, seed=args.seed)
+                                sessions=args.sessions, seed=args.seed,
+                                workers=args.collector_workers)
     about["collector"] = figures
     return Stage("collector: HTTP -> raw", figures["acked_events"], figures["seconds"],
                  figures["events_per_second"] or 0.0, figures["collector_peak_rss_mb"],

@@ -52,13 +52,14 @@ def _seen(database: str, event_id: str) -> bool:
 
 
 def measure(database: str, env: dict[str, str], *, events: int, sessions: int, seed: int,
-            freshness_timeout: float = 600) -> dict:
+            workers: int = 1, freshness_timeout: float = 600) -> dict:
     """Sustained events/s and ack latency of a flood, then event-to-fct_plays seconds."""
     port = _free_port()
     env = {**env, "PGDATABASE": database,
            "WAREHOUSE_COLLECTOR_TOKEN": secrets.token_urlsafe(24)}
     url = f"http://127.0.0.1:{port}/v1/events"
-    server = _start(["serve", "--port", str(port), "--database", database], env)
+    server = _start(["serve", "--port", str(port), "--database", database, "--workers",
+                     str(workers)], env)
     line = server.stdout.readline()
     if "listening" not in line:
         raise SystemExit(f"collector did not start: {line}")
@@ -90,7 +91,8 @@ def measure(database: str, env: dict[str, str], *, events: int, sessions: int, s
     finally:
         loop_status, _ = _stop(loop)
         server_status, server_mb = _stop(server)
-    figures = {**stats.summary(), "event_to_fct_plays_seconds": freshness,
+    figures = {**stats.summary(), "workers": workers,
+               "event_to_fct_plays_seconds": freshness,
                "collector_peak_rss_mb": server_mb, "collector_exit": server_status,
                "follow_exit": loop_status}
     log.info("collector: %s", figures)

@@ -87,7 +87,8 @@ class _Connection:
         if self.conn is not None and not self.conn.closed:
             self.conn.rollback()
         if isinstance(exc, psycopg2.OperationalError) and self.manager is not None:
-            with contextlib.suppress(Exception):
+            # db.connect turns a full disk into SystemExit: here it is one more failed flush.
+            with contextlib.suppress(BaseException):
                 self.manager.__exit__(type(exc), exc, exc.__traceback__)
             self.conn = None
 
