@@ -1,5 +1,6 @@
-"""The HTTP collector as a real process on loopback: exactly once through retries and a
-kill -9, rejects with reasons, tokens, backpressure and a graceful stop."""
+"""The HTTP collector as a real process on loopback: exactly once through retries, a
+kill -9 and a restart as two worker processes, rejects with reasons, tokens, backpressure
+and a graceful stop."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from python_jobs import config, db
 from python_jobs.collect import client, store
 
 TOKEN = "test-token-" + "x" * 20
-# 1,200 generated sessions are about 18k events (their own repeated deliveries included),
-# which keeps this file under 90 s on this 2-core machine at load average 15; the issue's
-# 100k are COLLECT_TEST_SESSIONS=6600 (95 s for that test alone at load average 10).
-SESSIONS = int(os.environ.get("COLLECT_TEST_SESSIONS", 1_200))
-KILL_AFTER = 6_000  # rows in raw when the collector is killed
+# 1,000 generated sessions are about 15k events (their own repeated deliveries included),
+# which keeps this file near a minute on this 2-core machine at load average 15 (about 30 s
+# when it is idle); the issue's 100k are COLLECT_TEST_SESSIONS=6600 (95 s for that test
+# alone at load average 10).
+SESSIONS = int(os.environ.get("COLLECT_TEST_SESSIONS", 1_000))
+KILL_AFTER = 5_000  # rows in raw when the collector is killed
 
 
 def _free_port() -> int:
@@ -85,7 +87,9 @@ def test_every_event_lands_once_through_retries_and_a_kill(fresh_database):
         proc.wait()
         stored_at_kill = _query(database, "select count(*) from raw.listening_events")[0][0]
         time.sleep(0.5)
-        proc = _serve(database, port, "--flush-events", "2000", "--flush-seconds", "0.05")
+        # Restarted as two processes on the port: exactly once holds across them too.
+        proc = _serve(database, port, "--flush-events", "2000", "--flush-seconds", "0.05",
+                      "--workers", "2")
         sender.join(timeout=240)
     finally:
         assert _stop(proc) == 0
@@ -234,19 +238,3 @@ def test_the_collectors_index_leaves_file_loads_alone(fresh_database):
                              "started_at, ms_played, _batch_id, _loaded_at) values ('c', 1, "
                              "'t', '2026-03-01', 1, %s, now())", (f"collector:{n}",))
 
-
-def test_two_worker_processes_share_the_port_and_store_each_event_once(fresh_database):
-    database = fresh_database("collect_workers")
-    port = _free_port()
-    proc = _serve(database, port, "--workers", "2", "--flush-events", "500")
-    batches = list(client.batches(client.generated(150), 100))
-    try:
-        stats, done = asyncio.run(client.send(_url(port), TOKEN, batches, concurrency=8,
-                                              resend_share=0.3, seed=2))
-    finally:
-        assert _stop(proc) == 0
-    assert stats.given_up == 0 and all(b.acked for b in done)
-    assert all(b.resent["stored"] == 0 for b in done if b.resent)
-    rows = _query(database, "select count(*), count(distinct event_id) "
-                            "from raw.listening_events")
-    assert rows == [[len({i for b in batches for i in b.event_ids})] * 2]
