@@ -3,6 +3,7 @@
     python -m python_jobs.bench --sessions 1000000 [--seed 42] [--database bench]
                                 [--duckdb] [--spark]
     python -m python_jobs.bench --sessions 1000000 --spark-only   # Spark on the same data
+    python -m python_jobs.bench --sessions 2000 --collector   # + the HTTP collector, last
 
 Each stage runs as its own process (the commands a user runs), so its peak RSS is that
 process's own. dbt stages do their work inside PostgreSQL (or DuckDB, in dbt's process):
