@@ -3,6 +3,7 @@
     python -m python_jobs.bench --sessions 1000000 [--seed 42] [--database bench]
                                 [--duckdb] [--spark]
     python -m python_jobs.bench --sessions 1000000 --spark-only   # Spark on the same data
+    python -m python_jobs.bench --sessions 2000 --collector   # + the HTTP collector, last
 
 Each stage runs as its own process (the commands a user runs), so its peak RSS is that
 process's own. dbt stages do their work inside PostgreSQL (or DuckDB, in dbt's process):
@@ -206,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                              "DuckDB from the same raw data, after the PostgreSQL full build")
     parser.add_argument("--spark", action="store_true",
                         help="add the Spark stage: the same models built on local Spark")
+    parser.add_argument("--collector", action="store_true",
+                        help="add the collector stage at the end: events/s, ack latency "
+                             "and event-to-fct_plays seconds (docs/collector.md)")
+    parser.add_argument("--collector-events", type=int, default=100_000)
+    parser.add_argument("--collector-workers", type=int, default=1)
     parser.add_argument("--spark-only", action="store_true",
                         help="only the Spark stage, on the database an earlier run filled; "
                              "its figures join that run's results file")
@@ -282,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                          _count(database, "select sum(train_rows + test_rows) "
                                           "from ml.latest_model_runs")))
 
+        if args.collector:
+            record(run_collector_stage(database, env, args, about))
+
     if args.spark or args.spark_only:
         # Models only, as the Postgres "dbt run" stage: export + register + build, one
         # process, on a metastore and warehouse of its own (a clean full build).
@@ -300,8 +309,25 @@ def main(argv: list[str] | None = None) -> int:
           f"{about['load_average_at_start'][0]:.1f}")
     print_table(stages)
     print_summary(summary(stages))
+    if "collector" in about:
+        print(f"collector: {json.dumps(about['collector'])}")
     print(f"written: {args.output}")
     return 0
+
+
+def run_collector_stage(database: str, env: dict[str, str], args: argparse.Namespace,
+                        about: dict) -> Stage:
+    """HTTP collector flood with the build loop running; its figures go to the results'
+    `collector` entry (python_jobs.collect.bench)."""
+    from python_jobs.collect import bench as collector
+
+    figures = collector.measure(database, env, events=args.collector_events,
+                                sessions=args.sessions, seed=args.seed,
+                                workers=args.collector_workers)
+    about["collector"] = figures
+    return Stage("collector: HTTP -> raw", figures["acked_events"], figures["seconds"],
+                 figures["events_per_second"] or 0.0, figures["collector_peak_rss_mb"],
+                 load_average=round(os.getloadavg()[0], 2))
 
 
 def run_duckdb_stages(database: str, env: dict[str, str], record: Callable[[Stage], None],

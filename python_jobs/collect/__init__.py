@@ -1,0 +1,1 @@
+"""Real-time listening events: HTTP collector (server), build loop (follow), client (send)."""

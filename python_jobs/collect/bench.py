@@ -1,0 +1,99 @@
+"""The benchmark's collector stage (python -m python_jobs.bench --collector).
+
+On a database whose models are built, it starts a collector (default flush settings) and the
+build loop (`collect follow`, default settings) as the commands a user runs, floods the
+collector with the generator's events as new live plays (event ids prefixed, started_at =
+now, so they join the generated users and tracks), then sends one probe event and waits
+until the loop has built it into marts.fct_plays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+from python_jobs import config, db
+from python_jobs.collect import client
+
+log = logging.getLogger(__name__)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(args: list[str], env: dict[str, str], output=subprocess.PIPE) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "python_jobs.collect", *args],
+                            cwd=config.ROOT, env=env, stdout=output, text=True)
+
+
+def _stop(proc: subprocess.Popen) -> tuple[int, float]:
+    """SIGTERM, wait; (exit status, peak RSS in MB)."""
+    proc.send_signal(signal.SIGTERM)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, round(usage.ru_maxrss / 1024, 1)
+
+
+def _seen(database: str, event_id: str) -> bool:
+    with db.connect(database) as conn:
+        return not db.read_sql(conn, "select 1 from marts.fct_plays where play_id = %s",
+                               (event_id,)).empty
+
+
+def measure(database: str, env: dict[str, str], *, events: int, sessions: int, seed: int,
+            workers: int = 1, freshness_timeout: float = 600) -> dict:
+    """Sustained events/s and ack latency of a flood, then event-to-fct_plays seconds."""
+    port = _free_port()
+    env = {**env, "PGDATABASE": database,
+           "WAREHOUSE_COLLECTOR_TOKEN": secrets.token_urlsafe(24)}
+    url = f"http://127.0.0.1:{port}/v1/events"
+    server = _start(["serve", "--port", str(port), "--database", database, "--workers",
+                     str(workers)], env)
+    line = server.stdout.readline()
+    if "listening" not in line:
+        raise SystemExit(f"collector did not start: {line}")
+    # The loop's dbt output goes to a file (an unread pipe would fill and stop dbt).
+    log_path = config.ROOT / "target" / "bench-follow.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as follow_log:
+        loop = _start(["follow", "--database", database], env, follow_log)
+    log.info("collect follow writes to %s", log_path)
+    try:
+        # Generated before the clock starts (enough sessions for the events; users past the
+        # database's own are unknown to the models, which changes nothing here).
+        frames = client.generated(max(sessions, events // 10), seed)
+        requests = list(client.batches(frames, 500, id_prefix=f"live-{uuid.uuid4().hex[:8]}-",
+                                       live=True, limit=events))
+        stats, _ = asyncio.run(client.send(url, env["WAREHOUSE_COLLECTOR_TOKEN"], requests,
+                                           concurrency=8))
+        probe = f"probe-{uuid.uuid4().hex}"
+        chunk = next(client.generated(1, seed)).head(1).assign(event_id=probe)
+        sent = time.monotonic()
+        asyncio.run(client.send(url, env["WAREHOUSE_COLLECTOR_TOKEN"],
+                                client.batches([chunk], 1, live=True)))
+        freshness = None
+        while time.monotonic() - sent < freshness_timeout:
+            if _seen(database, probe):
+                freshness = round(time.monotonic() - sent, 1)
+                break
+            time.sleep(1)
+    finally:
+        loop_status, _ = _stop(loop)
+        server_status, server_mb = _stop(server)
+    figures = {**stats.summary(), "workers": workers,
+               "event_to_fct_plays_seconds": freshness,
+               "collector_peak_rss_mb": server_mb, "collector_exit": server_status,
+               "follow_exit": loop_status}
+    log.info("collector: %s", figures)
+    return figures

@@ -1,0 +1,240 @@
+"""The HTTP collector as a real process on loopback: exactly once through retries, a
+kill -9 and a restart as two worker processes, rejects with reasons, tokens, backpressure
+and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from python_jobs import config, db
+from python_jobs.collect import client, store
+
+TOKEN = "test-token-" + "x" * 20
+# 1,000 generated sessions are about 15k events (their own repeated deliveries included),
+# which keeps this file near a minute on this 2-core machine at load average 15 (about 30 s
+# when it is idle); the issue's 100k are COLLECT_TEST_SESSIONS=6600 (95 s for that test
+# alone at load average 10).
+SESSIONS = int(os.environ.get("COLLECT_TEST_SESSIONS", 1_000))
+KILL_AFTER = 5_000  # rows in raw when the collector is killed
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(database: str, port: int, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(config.ROOT), "WAREHOUSE_COLLECTOR_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "python_jobs.collect", "serve", "--port", str(port),
+         "--database", database, *extra],
+        cwd=config.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert "listening" in line, line + proc.stderr.read()
+    return proc
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v1/events"
+
+
+def _post(port: int, body: str, token: str | None = TOKEN) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.post(_url(port), data=body.encode(), headers=headers, timeout=60)
+
+
+def _query(database: str, sql: str) -> list:
+    with db.connect(database) as conn:
+        return db.read_sql(conn, sql).values.tolist()
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=60)
+
+
+def test_every_event_lands_once_through_retries_and_a_kill(fresh_database):
+    database = fresh_database("collect_once")
+    port = _free_port()
+    proc = _serve(database, port, "--flush-events", "2000", "--flush-seconds", "0.05")
+    batches = list(client.batches(client.generated(SESSIONS), 250))
+    sent_ids = {i for b in batches for i in b.event_ids}
+    result: dict = {}
+
+    def send() -> None:
+        result["stats"], result["done"] = asyncio.run(client.send(
+            _url(port), TOKEN, batches, concurrency=8, give_up_after=90, resend_share=0.05,
+            seed=1))
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        while _query(database, "select count(*) from raw.listening_events")[0][0] < KILL_AFTER:
+            time.sleep(0.2)
+        proc.kill()  # kill -9: whatever was queued but not committed is unacknowledged
+        proc.wait()
+        stored_at_kill = _query(database, "select count(*) from raw.listening_events")[0][0]
+        time.sleep(0.5)
+        # Restarted as two processes on the port: exactly once holds across them too.
+        proc = _serve(database, port, "--flush-events", "2000", "--flush-seconds", "0.05",
+                      "--workers", "2")
+        sender.join(timeout=240)
+    finally:
+        assert _stop(proc) == 0
+    stats = result["stats"]
+    assert stats.given_up == 0 and stats.rejected == 0
+    assert stats.retries > 0, "the kill must have cut some requests off"
+    assert stats.resends > 0
+    assert KILL_AFTER <= stored_at_kill < len(sent_ids)
+    rows = _query(database, "select event_id, count(*) from raw.listening_events group by 1")
+    assert max(n for _, n in rows) == 1  # exactly once, whatever was retried or resent
+    assert {i for i, _ in rows} == sent_ids  # every event sent is in raw
+    # Every acknowledged request's events were durable before its answer: all in raw. A
+    # deliberate resend of an acknowledged request stores nothing again.
+    assert all(b.acked for b in result["done"])
+    assert all(b.resent["stored"] == 0 for b in result["done"] if b.resent)
+    assert stats.stored + stats.duplicates == stats.acked_events == stats.events
+    # The registry: one batch and one change per micro-batch that stored rows, day ranges
+    # covering its rows (what the incremental models read).
+    registry = _query(database, """
+        select count(*), sum(b.rows_loaded), bool_and(c.min_day <= r.lo and c.max_day >= r.hi)
+        from raw.load_batches b
+        join raw.load_changes c using (table_name, batch_name)
+        join (select _batch_id, min(started_at)::date as lo, max(started_at)::date as hi
+              from raw.listening_events group by 1) r on r._batch_id = b.batch_name""")
+    assert registry[0][1] == len(sent_ids) and registry[0][2]
+    assert _query(database, "select count(*) from raw.load_batches where rows_loaded > 0"
+                  )[0][0] == registry[0][0]
+
+
+def _good(i: int, **changes) -> dict:
+    event = {"event_id": f"e{i}", "user_id": 7, "track_id": "t1",
+             "started_at": "2026-03-01T10:00:00Z", "ms_played": 1000}
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not _DROP}
+
+
+_DROP = object()
+# (event, a word its reason must contain): each breaks one rule of the raw contract.
+MALFORMED = [
+    *[(_good(0, **{c: _DROP}), f"{c}: required value missing")
+      for c in ("event_id", "user_id", "track_id", "started_at", "ms_played")],
+    *[(_good(0, **{c: None}), f"{c}: required value missing")
+      for c in ("event_id", "user_id", "track_id", "started_at", "ms_played")],
+    (_good(0, user_id="abc"), "user_id: not a valid bigint"),
+    (_good(0, user_id=1.5), "user_id: not a valid bigint"),
+    (_good(0, user_id=2**63), "user_id: out of range for bigint"),
+    (_good(0, user_id=True), "user_id: not a valid bigint"),
+    (_good(0, ms_played=2**31), "ms_played: out of range for integer"),
+    (_good(0, ms_played="1e3"), "ms_played: not a valid integer"),
+    (_good(0, ms_played=""), "ms_played: required value missing"),
+    (_good(0, started_at="2026-02-30T10:00:00Z"), "started_at: no such date or time"),
+    (_good(0, started_at="now"), "started_at: not a valid timestamp"),
+    (_good(0, started_at="10:00"), "started_at: not a valid timestamp"),
+    (_good(0, started_at=1767225600), "started_at: not a valid timestamp"),
+    (_good(0, started_at="2026-03-01T25:00:00Z"), "started_at: no such date or time"),
+    (_good(0, context_type="car"), "context_type: not one of"),
+    (_good(0, device="fridge"), "device: not one of"),
+    (_good(0, reason_end="bored"), "reason_end: not one of"),
+    (_good(0, position_in_context=0), "position_in_context: below 1"),
+    (_good(0, is_shuffle="maybe"), "is_shuffle: not a valid boolean"),
+    (_good(0, track_id="a\x00b"), "track_id: contains a NUL byte"),
+    (_good(0, track_id={"id": 1}), "track_id: not a single value"),
+    (_good(0, user_id=[1, 2]), "user_id: not a single value"),
+]
+BROKEN_LINES = [("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object"),
+                ('"text"', "not a JSON object"), ('{"ms_played": NaN}', "not valid JSON"),
+                ("42", "not a JSON object")]
+
+
+def test_malformed_events_are_rejected_with_reasons(fresh_database):
+    database = fresh_database("collect_rejects")
+    port = _free_port()
+    proc = _serve(database, port)
+    try:
+        lines = [json.dumps({**event, "event_id": event.get("event_id") and f"bad{k}"}
+                            if event.get("event_id") else event)
+                 for k, (event, _) in enumerate(MALFORMED)]
+        lines += [text for text, _ in BROKEN_LINES]
+        lines.insert(3, json.dumps(_good(1, ms_played="3.0", is_shuffle="yes")))
+        lines.append(json.dumps(_good(2, extra_field={"ignored": True})))
+        answer = _post(port, "\n".join(lines)).json()
+        expected = [why for _, why in MALFORMED] + [why for _, why in BROKEN_LINES]
+        assert answer["stored"] == 2 and answer["rejected"] == len(expected)
+        errors = sorted(answer["errors"], key=lambda e: e["index"])
+        for error, why in zip(errors, expected, strict=True):
+            assert why in error["reason"], (error, why)
+        # A JSON array that is not JSON at all: one reject for the whole body.
+        whole = _post(port, '[{"event_id": "x"').json()
+        assert whole["rejected"] == 1 and "not a JSON array" in whole["errors"][0]["reason"]
+    finally:
+        assert _stop(proc) == 0
+    rejects = _query(database, "select row_number, reason, record from raw.load_rejects "
+                               "order by batch_id, row_number")
+    assert len(rejects) == len(expected) + 1
+    assert all(reason and record for _, reason, record in rejects)
+    assert sorted(_query(database, "select event_id, ms_played, is_shuffle "
+                                   "from raw.listening_events")) == [["e1", 3, True],
+                                                                     ["e2", 1000, None]]
+
+
+def test_tokens_backpressure_and_a_graceful_stop(fresh_database):
+    database = fresh_database("collect_stop")
+    port = _free_port()
+    # Nothing is written before 30 s or 100000 events: requests wait in the queue.
+    proc = _serve(database, port, "--queue-events", "1000", "--flush-seconds", "30",
+                  "--flush-events", "100000")
+    body = "\n".join(json.dumps(_good(i)) for i in range(600))
+    try:
+        assert _post(port, body, token=None).status_code == 401
+        assert _post(port, body, token="wrong").status_code == 403
+        assert _post(port, body, token=TOKEN[:-1]).status_code == 403
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()[
+            "queued_events"] == 0
+        first: dict = {}
+        waiting = threading.Thread(target=lambda: first.update(r=_post(port, body)))
+        waiting.start()
+        while requests.get(f"http://127.0.0.1:{port}/health",
+                           timeout=10).json()["queued_events"] < 600:
+            time.sleep(0.05)
+        full = _post(port, "\n".join(json.dumps(_good(i)) for i in range(600, 1200)))
+        assert full.status_code == 429 and int(full.headers["Retry-After"]) >= 1
+        assert "r" not in first  # not acknowledged: not written yet
+    finally:
+        status = _stop(proc)  # SIGTERM: the queued request is written, then answered
+    waiting.join(timeout=30)
+    assert status == 0
+    assert first["r"].status_code == 200 and first["r"].json()["stored"] == 600
+    assert _query(database, "select count(*), count(distinct event_id) "
+                            "from raw.listening_events") == [[600, 600]]
+
+
+def test_the_collectors_index_leaves_file_loads_alone(fresh_database):
+    """Re-deliveries from files stay possible (staging removes them); the unique index
+    covers the collector's own rows only."""
+    database = fresh_database("collect_index")
+    store.ensure_schema(database)
+    with db.connect(database) as conn:
+        for batch in ("file-a", "file-b"):
+            db.execute(conn, "insert into raw.listening_events (event_id, user_id, track_id, "
+                             "started_at, ms_played, _batch_id, _loaded_at) values ('same', "
+                             "1, 't', '2026-03-01', 1, %s, now())", (batch,))
+    assert _query(database, "select count(*) from raw.listening_events") == [[2]]
+    with pytest.raises(Exception, match="duplicate key"), db.connect(database) as conn:
+        for n in (1, 2):
+            db.execute(conn, "insert into raw.listening_events (event_id, user_id, track_id, "
+                             "started_at, ms_played, _batch_id, _loaded_at) values ('c', 1, "
+                             "'t', '2026-03-01', 1, %s, now())", (f"collector:{n}",))
+
