@@ -41,7 +41,7 @@ demo: setup
 test: setup lint pytest
 
 lint: setup
-	$(BIN)/ruff check python_jobs tests dashboards
+	$(BIN)/ruff check python_jobs tests dashboards dbt_score_rules
 	$(BIN)/sqlfluff lint models macros tests analyses --disable-progress-bar
 	$(BIN)/python dashboards/build_workbook.py --check
 
