@@ -37,7 +37,7 @@ from python_jobs.ingest.tracks import release_parts
 
 log = logging.getLogger(__name__)
 
-API = "https://api.spotify.com/v1"  # cache keys: the URLs the requests read
+API = "https://api.spotify.com/v1"  # the cache is keyed by each request's API URL
 DEFAULT_CACHE_DIR = config.ROOT / ".cache" / "spotify"
 MAX_ATTEMPTS = 5
 MAX_RETRY_AFTER_SECONDS = 120  # a longer wait is a daily quota: failing beats hanging
@@ -184,9 +184,9 @@ def _audio_features(client: spotipy.Spotify, ids: list[str]) -> dict | None:
 
 # spotipy's batch lookup for each kind, and the key of the list in its answer.
 LOOKUPS: dict[str, tuple[Callable[[spotipy.Spotify, list[str]], dict | None], str]] = {
-    "tracks": (lambda client, ids: client.tracks(ids), "tracks"),
-    "albums": (lambda client, ids: client.albums(ids), "albums"),
-    "artists": (lambda client, ids: client.artists(ids), "artists"),
+    "tracks": (spotipy.Spotify.tracks, "tracks"),
+    "albums": (spotipy.Spotify.albums, "albums"),
+    "artists": (spotipy.Spotify.artists, "artists"),
     "audio-features": (_audio_features, "audio_features"),
 }
 
