@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # psql, and the embedded server's password file (PGPASSFILE) for every Python in .venv (dbt
 # included, through a .pth file) and for shells that source .venv/bin/activate.
 $(VENV)/.hooks: $(VENV)/.installed scripts/psql scripts/activate-passfile.sh
-	sed -e "s|@PSQL@|$$($(BIN)/python -c 'from python_jobs.warehouse import _wheel_bin; print(_wheel_bin() / "psql")')|" \
+	sed -e "s|@PSQL@|$$($(BIN)/python -c 'from python_jobs.server import _wheel_bin; print(_wheel_bin() / "psql")')|" \
 		-e "s|@ROOT@|$(CURDIR)|" scripts/psql > $(BIN)/psql && chmod +x $(BIN)/psql
 	echo 'import python_jobs.config as c; c.export_passfile_if_embedded()' > \
 		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/streaming_warehouse_passfile.pth"
@@ -41,7 +41,7 @@ demo: setup
 test: setup lint pytest
 
 lint: setup
-	$(BIN)/ruff check python_jobs tests dashboards
+	$(BIN)/ruff check python_jobs tests dashboards dbt_score_rules
 	$(BIN)/sqlfluff lint models macros tests analyses --disable-progress-bar
 	$(BIN)/python dashboards/build_workbook.py --check
 

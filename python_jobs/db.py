@@ -1,12 +1,13 @@
 """The only module that connects to the warehouse.
 
-connect() starts the embedded server when the settings point at it, so every command works
-on a fresh machine without a separate start step.
+connect() starts the embedded server (python_jobs.server) when the settings point at it, so
+every command works on a fresh machine without a separate start step. db imports no job module
+(warehouse, spark, ...): they import db (tests/python/test_import_cycles.py).
 
 Two engines. PostgreSQL is the default and the only one for loading (raw lives there). The
 jobs that read marts and write results (train, ab analyze) may also run on the Spark target:
-connect(target=dbt_target()) then yields the process's SparkSession (python_jobs.spark), and
-every function below dispatches on which of the two it got. Callers write one query text in
+connect(target=dbt_target()) then yields the process's SparkSession (python_jobs.spark_session),
+and every function below dispatches on which of the two it got. Callers write one query text in
 psycopg2's style (%s, %(name)s); on Spark it becomes Spark's parameter markers (?, :name),
 values bound by Spark, never pasted in. Results travel as Arrow both ways on Spark.
 """
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
-from python_jobs import config
+from python_jobs import config, server, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -67,9 +68,7 @@ def _server_cursor(settings: config.Settings) -> Iterator[psycopg2.extensions.cu
     """An autocommit cursor on database postgres, for create/drop database (which cannot run
     in a transaction); starts the embedded server when the settings point at it."""
     if settings.embedded:
-        from python_jobs import warehouse
-
-        warehouse.up(quiet=True)
+        server.up(quiet=True)
     conn = psycopg2.connect(**settings.dsn("postgres"))
     conn.autocommit = True
     try:
@@ -124,9 +123,7 @@ def _disk_full_message(settings: config.Settings) -> str:
     """One line, no traceback: what happened and what to free."""
     where = f"the server at {settings.host}:{settings.port}"
     if settings.embedded:
-        from python_jobs import warehouse
-
-        home = warehouse.layout().home
+        home = server.layout().home
         where = f"{home}, {shutil.disk_usage(home).free / 2**20:.0f} MB free"
     return (f"the warehouse ran out of disk space ({where}); nothing of this transaction was "
             "kept: free space there (drop test databases, delete old data sets, output/, "
@@ -340,9 +337,7 @@ def _postgres_name(spark_type: str) -> str:
 
 
 def _spark_session() -> SparkSession:
-    from python_jobs import spark  # spark imports this module: import on use
-
-    return spark.session()
+    return spark_session.session()
 
 
 def _spark_sql(spark: SparkSession, query: str, params: tuple | dict | None) -> SparkFrame:

@@ -19,7 +19,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from python_jobs.ingest.tracks import release_parts
 
 log = logging.getLogger(__name__)
 
-API = "https://api.spotify.com/v1"
+API = "https://api.spotify.com/v1"  # the cache is keyed by each request's API URL
 DEFAULT_CACHE_DIR = config.ROOT / ".cache" / "spotify"
 MAX_ATTEMPTS = 5
 MAX_RETRY_AFTER_SECONDS = 120  # a longer wait is a daily quota: failing beats hanging
@@ -111,27 +112,28 @@ def _cache_path(cache_dir: Path, url: str) -> Path:
     return cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
 
 
-def get(api: Api, url: str) -> dict:
-    """GET one API URL as JSON, from the cache when possible, retrying what is transient."""
-    path = _cache_path(api.cache_dir, url) if api.cache_dir else None
+def get(api: Api, key: str, request: Callable[[spotipy.Spotify], dict | None]) -> dict:
+    """One GET through spotipy's public methods (`request(client)`), cached as JSON under
+    `key` (the request's API URL), retrying what is transient."""
+    path = _cache_path(api.cache_dir, key) if api.cache_dir else None
     if path and path.exists() and not api.refresh:
         return json.loads(path.read_text())["body"]
     problem = ""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         api.network_calls += 1
-        log.debug("GET %s", url)
+        log.debug("GET %s", key)
         try:
-            body = api.client._get(url)  # spotipy's GET: auth headers, errors as exceptions
+            body = request(api.client)
         except SpotifyOauthError as exc:
             raise AuthError(f"Spotify refused the client credentials: {exc.error}") from None
         except SpotifyException as exc:
             if exc.http_status == 401:
-                raise AuthError(f"Spotify answered 401 for {url}: check SPOTIFY_CLIENT_ID "
+                raise AuthError(f"Spotify answered 401 for {key}: check SPOTIFY_CLIENT_ID "
                                 "and SPOTIFY_CLIENT_SECRET") from None
             if exc.http_status == 429:
                 wait = _retry_after(exc.headers)
                 if wait > MAX_RETRY_AFTER_SECONDS:
-                    raise ApiError(f"rate limited for {wait:.0f} s on {url}; try later") from None
+                    raise ApiError(f"rate limited for {wait:.0f} s on {key}; try later") from None
                 log.warning("rate limited (429): waiting %.0f s as Retry-After asks", wait)
                 sleep(wait)
                 problem = "429"
@@ -146,15 +148,15 @@ def get(api: Api, url: str) -> dict:
             if isinstance(body, dict):
                 if path:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps({"url": url, "body": body}))
+                    path.write_text(json.dumps({"url": key, "body": body}))
                 return body
             problem = "malformed JSON"  # spotipy returns None when the body is not JSON
         if attempt < MAX_ATTEMPTS:
             wait = min(2 ** (attempt - 1), 30)
             log.warning("%s from %s (attempt %d of %d); retrying in %d s",
-                        problem, url, attempt, MAX_ATTEMPTS, wait)
+                        problem, key, attempt, MAX_ATTEMPTS, wait)
             sleep(wait)
-    raise ApiError(f"{url}: gave up after {MAX_ATTEMPTS} attempts ({problem})")
+    raise ApiError(f"{key}: gave up after {MAX_ATTEMPTS} attempts ({problem})")
 
 
 def _retry_after(headers) -> float:
@@ -169,13 +171,35 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start:start + size]
 
 
-def fetch_several(api: Api, kind: str, ids: Iterable[str], per_call: int,
-                  key: str | None = None) -> dict[str, dict | None]:
+def _audio_features(client: spotipy.Spotify, ids: list[str]) -> dict | None:
+    """spotipy's audio_features() unwraps the list and warns that the endpoint is deprecated
+    (the 403 handling below is what this project does about it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return {"audio_features": client.audio_features(ids)}
+        except TypeError:  # spotipy indexes a body that was not JSON (None)
+            return None
+
+
+# spotipy's batch lookup for each kind, and the key of the list in its answer.
+LOOKUPS: dict[str, tuple[Callable[[spotipy.Spotify, list[str]], dict | None], str]] = {
+    "tracks": (spotipy.Spotify.tracks, "tracks"),
+    "albums": (spotipy.Spotify.albums, "albums"),
+    "artists": (spotipy.Spotify.artists, "artists"),
+    "audio-features": (_audio_features, "audio_features"),
+}
+
+
+def fetch_several(api: Api, kind: str, ids: Iterable[str],
+                  per_call: int) -> dict[str, dict | None]:
     """Batch lookups (/tracks?ids=...); Spotify answers null for ids it does not know."""
+    lookup, key = LOOKUPS[kind]
     found: dict[str, dict | None] = {}
     for batch in _chunks(sorted(set(ids)), per_call):
-        body = get(api, f"{API}/{kind}?ids={','.join(batch)}")
-        objects = body.get(key or kind) or []
+        body = get(api, f"{API}/{kind}?ids={','.join(batch)}",
+                   lambda client, batch=batch: lookup(client, batch))
+        objects = body.get(key) or []
         if len(objects) != len(batch):
             raise ApiError(f"/{kind}: asked for {len(batch)} ids, got {len(objects)} objects")
         found.update(zip(batch, objects, strict=True))
@@ -183,7 +207,8 @@ def fetch_several(api: Api, kind: str, ids: Iterable[str], per_call: int,
 
 
 def fetch_playlist(api: Api, playlist_id: str) -> tuple[dict, list[dict]]:
-    playlist = get(api, f"{API}/playlists/{playlist_id}")
+    playlist = get(api, f"{API}/playlists/{playlist_id}",
+                   lambda client: client.playlist(playlist_id))
     # The embedded page was called `tracks`; newer responses name it `items`.
     page = playlist.get("tracks")
     if not isinstance(page, dict) or "items" not in page:
@@ -191,15 +216,16 @@ def fetch_playlist(api: Api, playlist_id: str) -> tuple[dict, list[dict]]:
     items: list[dict] = []
     while page:
         items.extend(page.get("items") or [])
-        page = get(api, page["next"]) if page.get("next") else None
+        # Spotify's `next` URL is the page's cache key; spotipy's next() follows it.
+        page = (get(api, page["next"], lambda client, page=page: client.next(page))
+                if page.get("next") else None)
     return playlist, items
 
 
 def fetch_audio_features(api: Api, track_ids: list[str]) -> dict[str, dict | None] | None:
     """Features by track id, or None when the API refuses them (403 for newer apps)."""
     try:
-        return fetch_several(api, "audio-features", track_ids, FEATURES_PER_CALL,
-                             key="audio_features")
+        return fetch_several(api, "audio-features", track_ids, FEATURES_PER_CALL)
     except SpotifyException as exc:
         if exc.http_status == 403:
             log.warning(AUDIO_FEATURES_CLOSED)

@@ -119,7 +119,7 @@ def features(n: int) -> dict:
             "uri": f"spotify:track:{tid(n)}", "analysis_url": ""}
 
 
-FEATURES_URL = f"{API}/audio-features?ids={','.join(tid(n) for n in (1, 2, 3, 4))}"
+FEATURES_URL = f"{API}/audio-features/?ids={','.join(tid(n) for n in (1, 2, 3, 4))}"
 
 
 def stub_catalogue(features_status: int = 403) -> None:
@@ -127,10 +127,10 @@ def stub_catalogue(features_status: int = 403) -> None:
                                     "expires_in": 3600})
     responses.get(f"{API}/playlists/{PLAYLIST}", json=playlist_payload())
     responses.get(PAGE_2_URL, json=page_2_payload())
-    responses.get(f"{API}/tracks?ids={tid(4)},{tid(404)}", json={"tracks": [TRACK_4, None]})
-    responses.get(f"{API}/albums?ids={alid(1)},{alid(2)}",
+    responses.get(f"{API}/tracks/?ids={tid(4)},{tid(404)}", json={"tracks": [TRACK_4, None]})
+    responses.get(f"{API}/albums/?ids={alid(1)},{alid(2)}",
                   json={"albums": [full_album(ALBUM_1), full_album(ALBUM_2)]})
-    responses.get(f"{API}/artists?ids={aid(1)},{aid(2)},{aid(3)}", json={"artists": [
+    responses.get(f"{API}/artists/?ids={aid(1)},{aid(2)},{aid(3)}", json={"artists": [
         full_artist(ARTIST_1, ["Indie Pop", "dream pop", "indie pop"], 61),
         full_artist(ARTIST_2, [], 44),
         None,  # an id Spotify does not know (any more)
@@ -247,6 +247,12 @@ def test_audio_features_from_the_api_when_it_serves_them(fresh_database, credent
     assert rows == [(tid(n), 0.5) for n in range(1, 5)]
 
 
+def _tracks(api: spotify.Api, *ids: str) -> dict:
+    """spotify.get of one /tracks lookup, as fetch_several makes it."""
+    return spotify.get(api, f"{API}/tracks?ids={','.join(ids)}",
+                       lambda client: client.tracks(list(ids)))
+
+
 def _api(tmp_path: Path) -> spotify.Api:
     responses.post(TOKEN_URL, json={"access_token": TOKEN, "token_type": "Bearer",
                                     "expires_in": 3600})
@@ -258,21 +264,21 @@ def _api(tmp_path: Path) -> spotify.Api:
 @responses.activate
 def test_429_waits_as_long_as_retry_after_says(tmp_path, waits):
     api = _api(tmp_path)
-    url = f"{API}/tracks?ids={tid(1)}"
+    url = f"{API}/tracks/?ids={tid(1)}"
     responses.get(url, status=429, headers={"Retry-After": "7"},
                   json={"error": {"status": 429, "message": "API rate limit exceeded"}})
     responses.get(url, json={"tracks": [TRACK_1]})
-    assert spotify.get(api, url) == {"tracks": [TRACK_1]}
+    assert _tracks(api, tid(1)) == {"tracks": [TRACK_1]}
     assert waits == [7.0]
 
 
 @responses.activate
 def test_429_with_a_very_long_retry_after_gives_up(tmp_path, waits):
     api = _api(tmp_path)
-    url = f"{API}/tracks?ids={tid(1)}"
+    url = f"{API}/tracks/?ids={tid(1)}"
     responses.get(url, status=429, headers={"Retry-After": "86400"})
     with pytest.raises(spotify.ApiError, match="rate limited"):
-        spotify.get(api, url)
+        _tracks(api, tid(1))
     assert waits == []
 
 
@@ -280,17 +286,17 @@ def test_429_with_a_very_long_retry_after_gives_up(tmp_path, waits):
 def test_transient_5xx_and_malformed_json_are_retried_a_bounded_number_of_times(
         tmp_path, waits):
     api = _api(tmp_path)
-    url = f"{API}/tracks?ids={tid(1)}"
+    url = f"{API}/tracks/?ids={tid(1)}"
     responses.get(url, status=503, body="upstream down")
     responses.get(url, body="{not json", content_type="application/json")
     responses.get(url, json={"tracks": [TRACK_1]})
-    assert spotify.get(api, url)["tracks"][0]["id"] == tid(1)
+    assert _tracks(api, tid(1))["tracks"][0]["id"] == tid(1)
     assert waits == [1, 2]
 
-    broken = f"{API}/tracks?ids={tid(2)}"
+    broken = f"{API}/tracks/?ids={tid(2)}"
     responses.get(broken, body="<html>gateway</html>", content_type="application/json")
     with pytest.raises(spotify.ApiError, match="malformed JSON"):
-        spotify.get(api, broken)
+        _tracks(api, tid(2))
     assert len(waits) == 2 + spotify.MAX_ATTEMPTS - 1
     assert not list((tmp_path / "cache").glob("*.json")) or all(
         tid(2) not in p.read_text() for p in (tmp_path / "cache").glob("*.json"))

@@ -62,7 +62,7 @@ def _warehouse(state: Path, *args: str, port: int = PORT,
 
 
 def _layout(state: Path, port: int = PORT) -> dict:
-    code = ("import json; from python_jobs import warehouse as w; l = w.layout(); "
+    code = ("import json; from python_jobs import server as w; l = w.layout(); "
             "print(json.dumps({'home': str(l.home), 'pgdata': str(l.pgdata), "
             "'socket_dir': str(l.socket_dir)}))")
     out = subprocess.run([sys.executable, "-c", code], env=_env(state, port), cwd=config.ROOT,
@@ -288,10 +288,10 @@ def test_a_trust_cluster_is_upgraded_on_the_next_up(server):
     old = _passwords(state)
     hba = pgdata / "pg_hba.conf"
     hba.write_text(TRUST_HBA)
-    from python_jobs import warehouse
+    from python_jobs import server as embedded
 
-    subprocess.run([warehouse._bin("pg_ctl"), "-D", str(pgdata), "reload"],
-                   **warehouse._as_server(), check=True, capture_output=True)
+    subprocess.run([embedded._bin("pg_ctl"), "-D", str(pgdata), "reload"],
+                   **embedded._as_server(), check=True, capture_output=True)
     (state / "credentials").unlink()
     conn = _connect(config.EMBEDDED_HOST, config.EMBEDDED_USER, None, server["empty"])
     conn.close()  # it trusts: the test can fail

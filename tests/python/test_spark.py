@@ -34,7 +34,17 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from python_jobs import config, contract, db, dbt_cli, generate, holdback, spark, warehouse
+from python_jobs import (
+    config,
+    contract,
+    db,
+    dbt_cli,
+    generate,
+    holdback,
+    spark,
+    spark_session,
+    warehouse,
+)
 from python_jobs.ab import __main__ as ab_cli
 from python_jobs.train import __main__ as train_cli
 from python_jobs.train import data, skip
@@ -75,7 +85,7 @@ def _render_profile(state: Path) -> dict:
 def test_profile_starts_spark_as_the_jobs_do(tmp_path):
     """dbt --target spark and python_jobs.spark must open the same metastore and agree on
     time zone and parallelism, or `register`'s tables are invisible to dbt."""
-    expected = spark.session_conf(tmp_path)
+    expected = spark_session.session_conf(tmp_path)
     expected.pop("spark.sql.ansi.enabled")  # dbt-spark adds it itself
     assert _render_profile(tmp_path) == expected
     for name in ("profiles.yml", "profiles.yml.example"):
