@@ -106,8 +106,10 @@ logs_added as (
         ln(1 + sessions.duration_seconds) as log_duration,
         -- the intended length lies in (plays before the last run, plays]: ln of the midpoint
         ln(
-            cast(plays_before_last_run.plays_before_last_run + 1 + sessions.track_count
-                as {{ dbt.type_float() }}) / 2
+            cast(
+                plays_before_last_run.plays_before_last_run + 1 + sessions.track_count
+                as {{ dbt.type_float() }}
+            ) / 2
         ) as log_intended_track_count
     from sessions
     left join plays_before_last_run
