@@ -88,21 +88,24 @@ def read_ml(conn: db.Connection) -> dict[str, pd.DataFrame] | None:
     """The latest model runs, or None when python -m python_jobs.train has not run."""
     if not relation_exists(conn, "ml", "latest_model_runs"):
         return None
-    runs = _read(conn, "select run_id, model, trained_at, estimator, target, train_rows, "
-                       "test_rows, test_start_date, test_end_date from ml.latest_model_runs "
-                       "order by model")
+    runs = _read(conn, "select model_run_id as run_id, model_name as model, trained_at, "
+                       "estimator, target_description as target, train_row_count as "
+                       "train_rows, test_row_count as test_rows, test_start_date, "
+                       "test_end_date from ml.latest_model_runs order by model")
     if runs.empty:
         return None
     return {
         "runs": runs,
-        "metrics": _read(conn, "select model, split, metric, value from "
-                               "ml.latest_model_metrics order by model, split, metric"),
-        "skip_predictions": _read(conn, "select label, prediction from "
-                                        "ml.latest_model_predictions where model = 'skip'"),
-        "calibration": _read(conn, "select model, split, bin, row_count, mean_predicted, "
-                                   "observed_rate from ml.latest_calibration "
-                                   "order by model, split, bin"),
-        "coefficients": _read(conn, "select model, term, feature, coefficient, importance, "
+        "metrics": _read(conn, "select model_name as model, split, metric, metric_value as "
+                               "value from ml.latest_model_metrics order by model, split, "
+                               "metric"),
+        "skip_predictions": _read(conn, "select label, prediction from ml.latest_model_"
+                                        "predictions where model_name = 'skip'"),
+        "calibration": _read(conn, "select model_name as model, split, bin_number as bin, "
+                                   "row_count, mean_predicted, observed_rate from "
+                                   "ml.latest_calibration order by model, split, bin"),
+        "coefficients": _read(conn, "select model_name as model, term_name as term, "
+                                    "feature_name as feature, coefficient, importance, "
                                     "is_selected from ml.latest_model_coefficients "
                                     "where term_kind <> 'intercept'"),
     }

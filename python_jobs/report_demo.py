@@ -4,7 +4,8 @@
 
 Fills one database end to end: generate raw data, `dbt build` without tests (seeds and models
 only: the consumers need the tables, the dbt tests have their own runs), `ab analyze --all`,
-and `python -m python_jobs.train`. The consumer tests share one such
+`python -m python_jobs.train`, then `dbt build --selector ml_scoring` (the ml.latest_* views).
+The consumer tests share one such
 database per pytest session through `shared()`.
 """
 
@@ -44,6 +45,9 @@ def build(database: str, sessions: int = DEFAULT_SESSIONS, seed: int = DEFAULT_S
 
     if train_cli.main(["--database", database, "--log-level", "WARNING"]) != 0:
         raise RuntimeError("python -m python_jobs.train failed")
+    # the ml.latest_* views and the SQL scores, as `make demo` builds them after training
+    dbt_cli.run(database, work, "build", "--selector", "ml_scoring",
+                "--exclude-resource-type", "test")
     return {"database": database, "sessions": sessions, "seed": seed}
 
 

@@ -390,6 +390,8 @@ def compare_tables(database: str | None, other_marts: set[str],
         for mart in sorted(marts or (pg_marts | other_marts)):
             row = {"mart": mart, "key": ", ".join(keys.get(mart, [])) or "(all columns)",
                    "postgres_rows": None, f"{engine}_rows": None}
+            if mart not in other_marts and mart not in pg_marts:
+                continue  # built on neither: not selected (the ML wing before training)
             if mart not in other_marts or mart not in pg_marts:
                 row["status"] = f"only in {'postgres' if mart in pg_marts else engine}"
                 results.append(row)

@@ -3,12 +3,12 @@
     python -m python_jobs.train [--model skip|duration] [--config FILE] [--database D]
                                 [--C 1.0] [--k-features auto|all|K] [--test-days 14]
                                 [--split-date YYYY-MM-DD] [--sample-rows N]
-    python -m python_jobs.train --init-only      # empty ml tables and views, nothing trained
+    python -m python_jobs.train --init-only      # empty ml tables, nothing trained
 
 Needs marts.fct_skip_training_plays and marts.fct_session_training (dbt build). Each model
 trained is one run appended to ml.model_runs, ml.model_metrics, ml.model_coefficients,
-ml.model_predictions and ml.calibration (one transaction per run); the ml.latest_* views show
-the latest run of each model. Then `dbt build --select fct_play_skip_scores` scores every play
+ml.model_predictions and ml.calibration (one transaction per run). Then `dbt build --selector
+ml_scoring` builds the ml.latest_* views (the latest run of each model) and scores every play
 in SQL with the latest skip model. Settings: python_jobs/train/defaults.yml (docs/models.md).
 
 The marts are read from, and the runs written to, the engine dbt builds on: DBT_TARGET
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_common_args(parser)
     parser.add_argument("--model", choices=sorted(MODELS), help="train one model (default both)")
     parser.add_argument("--init-only", action="store_true",
-                        help="create the ml schema, tables and views, train nothing")
+                        help="create the ml schema and tables, train nothing")
     settings.add_args(parser)
     return parser
 
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with db.connect(args.database, target) as conn:
         store.ensure_schema(conn)
     if args.init_only:
-        print("ml schema ready (tables and latest_* views); nothing trained")
+        print("ml schema ready (empty tables); nothing trained")
         return 0
     for name in names:
         try:

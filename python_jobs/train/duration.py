@@ -1,9 +1,12 @@
 """Session-length model: feature selection + linear regression on marts.fct_session_training.
 
 Pipeline: ColumnTransformer (mean-imputed, standardized numerics; one-hot categoricals) ->
-SelectKBest(f_regression, k) -> LinearRegression. Target duration_seconds (or, with
-log_target, log(1 + seconds) mapped back with Duan's smearing factor); every metric is in
-seconds. k = "auto" picks k on the last validation_days of the training days only.
+SelectKBest(f_regression, k) -> a linear model. regressor "poisson": PoissonRegressor, a
+log-link GLM fitted on seconds (E[seconds] = exp(linear predictor), the multiplicative form
+the generator plants, with no retransformation bias); "linear": LinearRegression on
+duration_seconds or, with log_target, on log(1 + seconds) mapped back with Duan's smearing
+factor. Every prediction and metric is in seconds. k = "auto" picks k on the last
+validation_days of the training days only.
 
 Naive baseline: the user's mean session length before this session
 (user_prior_mean_duration_seconds, point in time), else the training mean.
@@ -19,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_selection import SelectKBest, f_regression
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, PoissonRegressor
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 
@@ -35,12 +38,22 @@ BASELINE = "user_prior_mean_duration_seconds"
 PredictionSink = Callable[[pd.DataFrame], None]
 
 
+def regressor(s: DurationSettings) -> LinearRegression | PoissonRegressor:
+    if s.regressor == "poisson":
+        return PoissonRegressor(alpha=s.poisson_alpha, max_iter=s.max_iter)
+    return LinearRegression()
+
+
 def pipeline(s: DurationSettings, k: int | str) -> Pipeline:
     return Pipeline([
         ("features", features.preprocessor(s.numeric_features, s.categorical_features)),
         ("select", SelectKBest(f_regression, k=k)),
-        ("model", LinearRegression()),
+        ("model", regressor(s)),
     ])
+
+
+def is_log_target(s: DurationSettings) -> bool:
+    return s.log_target and s.regressor == "linear"
 
 
 def numeric_read(s: DurationSettings) -> tuple[str, ...]:
@@ -63,7 +76,7 @@ def fit(frame: pd.DataFrame, s: DurationSettings, k: int | str) -> tuple[Pipelin
     """The fitted pipeline and the smearing factor (1.0 without log target)."""
     model = pipeline(s, clamp_k(k, encoded_width(frame, s)))
     y = frame[SOURCE.label].to_numpy(dtype=float)
-    if not s.log_target:
+    if not is_log_target(s):
         model.fit(feature_frame(frame, s), y)
         return model, 1.0
     model.fit(feature_frame(frame, s), np.log1p(y))
@@ -74,9 +87,23 @@ def fit(frame: pd.DataFrame, s: DurationSettings, k: int | str) -> tuple[Pipelin
 def predict_seconds(model: Pipeline, frame: pd.DataFrame, s: DurationSettings,
                     smearing: float) -> np.ndarray:
     raw = model.predict(feature_frame(frame, s))
-    if not s.log_target:
+    if not is_log_target(s):
         return raw
     return np.exp(raw) * smearing - 1.0
+
+
+def estimator_name(s: DurationSettings) -> str:
+    if s.regressor == "poisson":
+        return f"PoissonRegressor(alpha={s.poisson_alpha:g}, log link)"
+    return "LinearRegression"
+
+
+def target_description(s: DurationSettings, smearing: float) -> str:
+    if s.regressor == "poisson":
+        return "duration_seconds, E[seconds] = exp(linear predictor)"
+    if s.log_target:
+        return f"log(1 + duration_seconds), back to seconds with smearing factor {smearing:.6f}"
+    return "duration_seconds"
 
 
 def baseline_seconds(frame: pd.DataFrame, training_mean: float) -> np.ndarray:
@@ -205,10 +232,8 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
                  "feature_count": len(s.numeric_features) + len(s.categorical_features),
                  "selected_feature_count": int(mask.sum()),
                  "estimator": f"ColumnTransformer(impute+StandardScaler, OneHotEncoder) -> "
-                              f"SelectKBest(f_regression, k={k}) -> LinearRegression",
-                 "target": ("log(1 + duration_seconds), back to seconds with smearing "
-                            f"factor {smearing:.6f}") if s.log_target
-                           else "duration_seconds",
+                              f"SelectKBest(f_regression, k={k}) -> {estimator_name(s)}",
+                 "target": target_description(s, smearing),
                  "k_selected": str(k),
                  "challenger": (f"HistGradientBoostingRegressor(loss=poisson, max_iter="
                                 f"{s.challenger_max_iter})" if rival is not None else None)})

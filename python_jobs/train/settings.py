@@ -38,6 +38,9 @@ class DurationSettings:
     numeric_features: tuple[str, ...]
     categorical_features: tuple[str, ...]
     challenger_max_iter: int = 0
+    regressor: str = "linear"  # or poisson: a log-link GLM on seconds
+    poisson_alpha: float = 1e-4
+    max_iter: int = 1000
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ def from_dict(raw: dict[str, Any]) -> TrainSettings:
     skip, duration = raw["skip"], raw["duration"]
     if skip["penalty"] not in ("l2", "none"):
         raise ValueError(f"skip.penalty must be l2 or none, not {skip['penalty']!r}")
+    if duration.get("regressor", "linear") not in ("linear", "poisson"):
+        raise ValueError("duration.regressor must be linear or poisson, "
+                         f"not {duration['regressor']!r}")
     if int(raw["test_days"]) < 1:
         raise ValueError("test_days must be >= 1")
     return TrainSettings(
@@ -102,7 +108,10 @@ def from_dict(raw: dict[str, Any]) -> TrainSettings:
             log_target=bool(duration["log_target"]),
             numeric_features=tuple(duration["numeric_features"]),
             categorical_features=tuple(duration["categorical_features"]),
-            challenger_max_iter=int(duration.get("challenger_max_iter") or 0)),
+            challenger_max_iter=int(duration.get("challenger_max_iter") or 0),
+            regressor=str(duration.get("regressor", "linear")),
+            poisson_alpha=float(duration.get("poisson_alpha", 1e-4)),
+            max_iter=int(duration.get("max_iter", 1000))),
     )
 
 

@@ -1,4 +1,4 @@
-"""Schema `ml`: append-only run tables, latest-run views, grants to the reporting role.
+"""Schema `ml`: append-only run tables, grants to the reporting role.
 
     ml.model_runs          one row per run (per model): config JSON, data window, row counts,
                            sampling, code version, fit time, peak memory
@@ -6,9 +6,12 @@
     ml.model_coefficients  one row per term, enough to score in SQL (python_jobs/train/features)
     ml.model_predictions   every held-out row: play_id (skip) / session_id, label, prediction
     ml.calibration         deciles of P(skip): mean predicted vs observed rate
-    ml.latest_<table>      the same rows restricted to the latest run of each model
 
-The same tables and views on the Spark target (DBT_TARGET=spark): Spark database `ml`,
+The views of the latest run of each model, ml.latest_<table>, are dbt models
+(models/marts/ml/fct_latest_*, `dbt build --selector ml_scoring` after training), like the
+SQL scoring that reads them.
+
+The same tables on the Spark target (DBT_TARGET=spark): Spark database `ml`,
 Parquet tables in Spark's types (text and jsonb are strings there), no indexes, no grants.
 """
 
@@ -67,23 +70,13 @@ INDEXED = ("model_metrics", "model_coefficients", "model_predictions", "calibrat
 
 
 def ensure_schema(conn: db.Warehouse) -> None:
-    """The ml tables (empty on a fresh database) and latest-run views, idempotent; readable
-    by the reporting role when it exists. The views' SQL is the same on both engines."""
+    """The ml tables (empty on a fresh database), idempotent; readable by the reporting role
+    when it exists."""
     db.execute(conn, f"create schema if not exists {SCHEMA}")
     for table, columns in TABLES.items():
         db.create_table(conn, f"{SCHEMA}.{table}", columns)
     for table in INDEXED:
         db.create_index(conn, f"{SCHEMA}.{table}", "run_id")
-    latest = (f"select run_id from (select run_id, row_number() over (partition by model "
-              f"order by trained_at desc, run_id desc) as run_rank from {SCHEMA}.model_runs) "
-              "as ranked where run_rank = 1")
-    db.execute(conn, f"create or replace view {SCHEMA}.latest_model_runs as select * from "
-                     f"{SCHEMA}.model_runs where run_id in ({latest})")
-    for table in TABLES:
-        if table == "model_runs":
-            continue
-        db.execute(conn, f"create or replace view {SCHEMA}.latest_{table} as select * from "
-                         f"{SCHEMA}.{table} where run_id in ({latest})")
     db.grant_read(conn, SCHEMA)
 
 

@@ -2,12 +2,13 @@
 schema ml -> dbt scores plays in SQL.
 
 One generated data set (20,000 sessions, seed 1, ~300,000 plays) in a fresh database:
-1. `dbt build` of the training marts AND the ml models before any training: the build must
-   pass and fct_play_skip_scores must be empty (no ml tables yet);
+1. `dbt build` of the training marts, then of the ml models before any training: that must
+   fail with an error that says to train first (no ml tables yet);
 2. `python -m python_jobs.train --sample-rows 150000 --config derived_forms.yml` (main(),
    both models with the derived features; the skip model trains on a hash sample, the
    duration model on every session);
-3. `dbt build` of the ml models again: SQL scores of every play must equal scikit-learn's
+3. `dbt build` of the ml models (the ml.latest_* views and the scores): SQL scores of every
+   play must equal scikit-learn's
    predict_proba of the fitted pipeline to 1e-9.
 The checks: run/metric/calibration/prediction rows, a time split, held-out metrics that equal
 recomputation from the stored predictions, the planted effects' directions
@@ -56,9 +57,9 @@ def trained(tmp_path_factory) -> Iterator[dict]:
         assert generate.main(["--sessions", str(SESSIONS), "--seed", "1",
                               "--database", DATABASE, "--log-level", "WARNING"]) == 0
         dbt_cli.run(DATABASE, tmp, "build", "--exclude-resource-type", "test", "unit_test",
-                    "--select", "+fct_skip_training_plays", "+fct_session_training",
-                    *ML_MODELS)
-        scores_before = _read("select count(*) as n from marts.fct_play_skip_scores")
+                    "--select", "+fct_skip_training_plays", "+fct_session_training")
+        with pytest.raises(RuntimeError) as untrained:
+            dbt_cli.run(DATABASE, tmp, "build", "--select", *ML_MODELS)
         outcomes: dict[str, dict] = {}
         original = train_cli.train_one
 
@@ -73,21 +74,21 @@ def trained(tmp_path_factory) -> Iterator[dict]:
                                    "--config", str(DERIVED_FORMS),
                                    "--log-level", "WARNING"]) == 0
         dbt_cli.run(DATABASE, tmp, "build", "--select", *ML_MODELS)
-        yield {"outcomes": outcomes, "scores_before": int(scores_before.iloc[0]["n"])}
+        yield {"outcomes": outcomes, "untrained_error": str(untrained.value), "tmp": tmp}
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
             db.drop_database(DATABASE)
 
 
 def _coefficients(model: str) -> pd.Series:
-    terms = _read("select term, coefficient from ml.latest_model_coefficients where model = %s",
-                  (model,))
+    terms = _read("select term_name as term, coefficient from ml.latest_model_coefficients "
+                  "where model_name = %s", (model,))
     return terms.set_index("term")["coefficient"]
 
 
 def _metrics(model: str) -> pd.Series:
-    rows = _read("select split, metric, value from ml.latest_model_metrics where model = %s",
-                 (model,))
+    rows = _read("select split, metric, metric_value as value from ml.latest_model_metrics "
+                 "where model_name = %s", (model,))
     return rows.set_index(["split", "metric"])["value"]
 
 
@@ -173,12 +174,17 @@ def test_hash_sample_is_deterministic_sql():
 
 # --- end to end --------------------------------------------------------------------------------
 
-def test_scoring_model_builds_empty_before_any_training(trained):
-    assert trained["scores_before"] == 0
+def test_ml_models_fail_loudly_before_any_training(trained):
+    assert "does not exist: no model has been trained" in trained["untrained_error"]
+    assert "python -m python_jobs.train" in trained["untrained_error"]
 
 
 def test_runs_record_window_sampling_and_counts(trained):
-    runs = _read("select * from ml.latest_model_runs order by model").set_index("model")
+    runs = _read("select model_name as model, run_config as config, is_sampled, "
+                 "sample_method, train_row_count as train_rows, train_population_row_count "
+                 "as train_population_rows, test_row_count as test_rows, test_start_date, "
+                 "test_end_date, train_end_date, peak_rss_mb from ml.latest_model_runs "
+                 "order by model").set_index("model")
     assert set(runs.index) == {"skip", "duration"}
     plays = _read("select count(*) as n, max(played_date) as last_day from "
                   "marts.fct_skip_training_plays").iloc[0]
@@ -192,8 +198,9 @@ def test_runs_record_window_sampling_and_counts(trained):
     assert skip_run["config"]["skip"]["sample_rows"] == SAMPLE_ROWS
     assert not runs.loc["duration"]["is_sampled"]
     assert skip_run["peak_rss_mb"] > 0
-    predictions = _read("select model, count(*) as n, min(event_date) as first_day from "
-                        "ml.latest_model_predictions group by model").set_index("model")
+    predictions = _read("select model_name as model, count(*) as n, min(event_date) as "
+                        "first_day from ml.latest_model_predictions group by model_name"
+                        ).set_index("model")
     for model in ("skip", "duration"):
         assert predictions.loc[model, "n"] == runs.loc[model, "test_rows"]
         assert predictions.loc[model, "first_day"] >= runs.loc[model, "test_start_date"]
@@ -228,15 +235,15 @@ def test_sql_scores_equal_predict_proba(trained):
 def test_skip_metrics_are_held_out_and_recomputable(trained):
     metrics = _metrics("skip")
     stored = _read("select label, prediction from ml.latest_model_predictions "
-                   "where model = 'skip'")
+                   "where model_name = 'skip'")
     auc = roc_auc_score(stored["label"].astype(int), stored["prediction"])
     assert metrics[("test", "roc_auc")] == pytest.approx(auc, abs=1e-12)
     assert metrics[("test", "base_rate")] == pytest.approx(stored["label"].mean(), abs=1e-12)
     assert metrics[("test", "roc_auc")] > 0.62  # honest level on this data: ~0.69
     assert metrics[("test", "log_loss")] < metrics[("test", "log_loss_base_rate")]
     assert metrics[("test", "brier")] < 0.25
-    calibration = _read("select * from ml.latest_calibration where model = 'skip' and "
-                        "split = 'test' order by bin")
+    calibration = _read("select * from ml.latest_calibration where model_name = 'skip' "
+                        "and split = 'test' order by bin_number")
     assert len(calibration) == 10
     assert calibration["row_count"].sum() == len(stored)
     assert (calibration["mean_predicted"].diff().dropna() > 0).all()
@@ -270,25 +277,27 @@ def test_duration_model_directions_and_baseline(trained):
     assert metrics[("test", "mae_seconds")] < metrics[("test", "baseline_mae_seconds")]
     assert metrics[("test", "r2")] > metrics[("test", "baseline_r2")]
     stored = _read("select label, prediction, baseline_prediction from "
-                   "ml.latest_model_predictions where model = 'duration'")
+                   "ml.latest_model_predictions where model_name = 'duration'")
     rmse = float(np.sqrt(np.mean((stored["label"] - stored["prediction"]) ** 2)))
     assert metrics[("test", "rmse_seconds")] == pytest.approx(rmse, rel=1e-9)
     assert stored["baseline_prediction"].notna().all()
 
 
 def test_rerun_appends_a_run_and_moves_the_latest_views(trained):
-    before = _read("select run_id from ml.latest_model_runs where model = 'duration'")
+    before = _read("select model_run_id as run_id from ml.latest_model_runs "
+                   "where model_name = 'duration'")
     assert train_cli.main(["--database", DATABASE, "--model", "duration", "--k-features", "5",
                            "--challenger-max-iter", "0",
                            "--log-level", "WARNING"]) == 0
     runs = _read("select run_id, config from ml.model_runs where model = 'duration' "
                  "order by trained_at")
     assert len(runs) == 2
-    latest = _read("select run_id from ml.latest_model_runs where model = 'duration'")
+    latest = _read("select model_run_id as run_id from ml.latest_model_runs "
+                   "where model_name = 'duration'")
     assert latest["run_id"].tolist() == [runs["run_id"].iloc[-1]] != before["run_id"].tolist()
     assert runs["config"].iloc[-1]["duration"]["k_features"] == 5
     selected = _read("select count(*) as n from ml.latest_model_coefficients where "
-                     "model = 'duration' and is_selected and term_kind <> 'intercept'")
+                     "model_name = 'duration' and is_selected and term_kind <> 'intercept'")
     assert selected.iloc[0]["n"] == 5
     old = _read("select count(*) as n from ml.model_metrics where run_id = %s",
                 (before["run_id"].iloc[0],))
@@ -301,7 +310,7 @@ def test_oracle_metrics_come_from_stored_truth_and_bound_the_model(trained):
     metrics = _metrics("skip")
     stored = _read("select p.label, t.skip_probability from ml.latest_model_predictions as p "
                    f"join {truth.PLAY_TRUTH_TABLE} as t on t.event_id = p.play_id "
-                   "where p.model = 'skip'")
+                   "where p.model_name = 'skip'")
     assert len(stored) == metrics[("test", "rows")] == metrics[("test", "oracle_rows")]
     assert metrics[("test", "oracle_missing_rows")] == 0
     labels, p = stored["label"].astype(int), stored["skip_probability"]
@@ -317,23 +326,24 @@ def test_oracle_metrics_come_from_stored_truth_and_bound_the_model(trained):
     closed = (metrics[("test", "roc_auc")] - 0.5) / (metrics[("test", "oracle_roc_auc")] - 0.5)
     assert metrics[("test", "oracle_gap_closed_roc_auc")] == pytest.approx(closed, abs=1e-12)
     assert 0.5 < metrics[("test", "challenger_roc_auc")] < metrics[("test", "oracle_roc_auc")]
-    oracle_deciles = _read("select * from ml.latest_calibration where model = 'skip' and "
-                           "split = 'oracle_test'")
+    oracle_deciles = _read("select * from ml.latest_calibration where model_name = 'skip' "
+                           "and split = 'oracle_test'")
     assert oracle_deciles["row_count"].sum() == len(stored)
 
 
-def test_duration_oracle_and_log_target_in_seconds(trained):
+def test_duration_oracle_and_poisson_in_seconds(trained):
     metrics = _metrics("duration")
-    run = _read("select target from ml.latest_model_runs where model = 'duration'")
-    assert run["target"].iloc[0].startswith("log(1 + duration_seconds)")
+    run = _read("select target_description as target from ml.latest_model_runs "
+                "where model_name = 'duration'")
+    assert run["target"].iloc[0].startswith("duration_seconds, E[seconds] = exp(")
     stored = _read("select p.label, p.prediction, t.expected_duration_seconds as oracle, "
                    "t.expected_duration_variance as variance from ml.latest_model_predictions "
                    "as p join marts.fct_session_training as m on m.session_id = p.session_id "
                    f"join {truth.SESSION_TRUTH_TABLE} as t on t.user_id = m.user_id and "
-                   "t.started_at = m.session_started_at where p.model = 'duration'")
+                   "t.started_at = m.session_started_at where p.model_name = 'duration'")
     assert len(stored) == metrics[("test", "rows")] == metrics[("test", "oracle_rows")]
     y = stored["label"].to_numpy(float)
-    # predictions are seconds: positive, and their mean near the mean duration (smearing)
+    # predictions are seconds: positive, and their mean near the mean duration
     assert (stored["prediction"] > 0).all()
     assert abs(stored["prediction"].mean() / y.mean() - 1) < 0.15
     assert metrics[("test", "r2")] == pytest.approx(
@@ -380,3 +390,32 @@ def test_derived_forms_config_adds_only_derived_features():
         after = set(getattr(wide, model).numeric_features)
         assert after - before and after - before <= set(features.DERIVED)
         assert before - after <= {"session_play_number"}  # replaced by its capped form
+
+
+def test_log_target_linear_regression_predicts_seconds(trained):
+    """The headline family with a log target: LinearRegression on log(1 + seconds) after
+    SelectKBest, mapped back to seconds (smearing); its held-out R² is reported beside the
+    oracle's and the planted length effects come back with their signs."""
+    with db.connect(DATABASE) as conn:
+        s = settings.load(overrides={"duration": {"regressor": "linear", "log_target": True,
+                                                  "k_features": "all",
+                                                  "challenger_max_iter": 0}})
+        outcome = train_cli.train_one(conn, "duration", s)
+    assert outcome["info"]["target"].startswith("log(1 + duration_seconds)")
+    assert "LinearRegression" in outcome["info"]["estimator"]
+    metrics = outcome["metrics"].query("split == 'test'").set_index("metric")["value"]
+    stored = _read("select label, prediction from ml.model_predictions where run_id = %s",
+                   (outcome["stamp"]["run_id"],))
+    y = stored["label"].to_numpy(float)
+    assert len(stored) == metrics["rows"]
+    assert (stored["prediction"] > 0).all()
+    assert abs(stored["prediction"].mean() / y.mean() - 1) < 0.15  # seconds, not log seconds
+    assert metrics["r2"] == pytest.approx(
+        1 - np.mean((y - stored["prediction"]) ** 2) / np.var(y), abs=1e-9)
+    assert metrics["baseline_r2"] < metrics["r2"] < metrics["oracle_r2"]
+    c = outcome["terms"].set_index("term")["coefficient"]
+    assert c["cat__tier_premium"] > c["cat__tier_free"]                         # +0.30
+    for other in ("mobile", "web", "tv"):
+        assert c["cat__device_smart_speaker"] > c[f"cat__device_{other}"]       # +0.35
+    # the user's latent length s_u: longer earlier sessions, longer sessions
+    assert c["num__user_prior_log_intended_track_count_shrunk"] > 0

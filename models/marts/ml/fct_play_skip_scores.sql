@@ -66,11 +66,9 @@ with plays as (
     from {{ ref('fct_skip_training_plays') }}
 ),
 
-model_runs as (
-    select
-        model_run_id,
-        trained_at
-    from {{ ref('stg_ml__model_runs') }}
+latest_run as (
+    select model_run_id
+    from {{ ref('fct_latest_model_runs') }}
     where model_name = 'skip'
 ),
 
@@ -88,19 +86,11 @@ model_terms as (
     where model_name = 'skip'
 ),
 
-runs_ranked as (
-    select
-        model_run_id,
-        row_number() over (order by trained_at desc, model_run_id desc) as run_rank
-    from model_runs
-),
-
 latest_terms as (
     select model_terms.*
     from model_terms
-    inner join runs_ranked
-        on model_terms.model_run_id = runs_ranked.model_run_id
-    where runs_ranked.run_rank = 1
+    inner join latest_run
+        on model_terms.model_run_id = latest_run.model_run_id
 ),
 
 -- one row: the intercept and, per numeric feature, its coefficient, fill value, center, scale

@@ -1,49 +1,25 @@
-{#- One row per term of a trained model's linear predictor. Reads as empty while the Python
-    job has not created ml.model_coefficients yet (see stg_ml__model_runs). Doubles are cast
+{#- One row per term of a trained model's linear predictor. Fails with a clear error before
+    the first training run (see stg_ml__model_runs). Doubles are cast
     to `double` on Spark: dbt.type_float() is a 4-byte float there, and the scores must match
     scikit-learn to 1e-9. -#}
 {%- set double_type = 'double' if target.type == 'spark' else 'double precision' -%}
-{%- set coefficients_relation = source('ml', 'model_coefficients') -%}
-{%- set coefficients_exist = execute and adapter.get_relation is defined and adapter.get_relation(
-    database=coefficients_relation.database,
-    schema=coefficients_relation.schema,
-    identifier=coefficients_relation.identifier,
-) is not none -%}
 
 with source as (
-    {%- if coefficients_exist %}
-        select
-            run_id,
-            model as model_name,
-            term_index,
-            term,
-            term_kind,
-            feature,
-            category,
-            coefficient,
-            importance,
-            is_selected,
-            fill_value,
-            center,
-            scale
-        from {{ coefficients_relation }}
-    {%- else %}
-        select
-            cast(null as {{ dbt.type_string() }}) as run_id,
-            cast(null as {{ dbt.type_string() }}) as model_name,
-            cast(null as {{ dbt.type_bigint() }}) as term_index,
-            cast(null as {{ dbt.type_string() }}) as term,
-            cast(null as {{ dbt.type_string() }}) as term_kind,
-            cast(null as {{ dbt.type_string() }}) as feature,
-            cast(null as {{ dbt.type_string() }}) as category,
-            cast(null as {{ double_type }}) as coefficient,
-            cast(null as {{ double_type }}) as importance,
-            cast(null as boolean) as is_selected,
-            cast(null as {{ double_type }}) as fill_value,
-            cast(null as {{ double_type }}) as center,
-            cast(null as {{ double_type }}) as scale
-        where 1 = 0
-    {%- endif %}
+    select
+        run_id,
+        model as model_name,
+        term_index,
+        term,
+        term_kind,
+        feature,
+        category,
+        coefficient,
+        importance,
+        is_selected,
+        fill_value,
+        center,
+        scale
+    from {{ ml_source('model_coefficients') }}
 ),
 
 renamed as (
