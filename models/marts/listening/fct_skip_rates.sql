@@ -1,145 +1,35 @@
-{#- Skip rate by one dimension at a time, long format for Tableau. The plays are counted once
-    per combination of all six dimensions, then that small table is unpivoted. The source's
-    own skip flag is counted beside the project's rule: they measure different things
-    (doc skip_definitions). -#}
-with plays as (
+{#- Skip rate by one dimension at a time, long format for Tableau, summed from the per-day
+    counts of int_skip_days_aggregated. Tier and genre are the user's and the track's as the
+    dimension tables hold them now (raw users has only the tier at export time): a tier
+    change moves all of that user's plays to the new tier, as a full rebuild would. The
+    source's own skip flag is counted beside the project's rule: they measure different
+    things (doc skip_definitions). -#}
+with day_counts as (
     select
-        track_id,
-        user_id,
-        hour_of_day,
-        iso_day_of_week,
-        context_type,
-        session_play_number,
-        is_skipped,
-        source_skipped
-    from {{ ref('fct_plays') }}
-),
-
-tracks as (
-    select
-        track_id,
-        genre
-    from {{ ref('dim_tracks') }}
+        dimension,
+        dimension_value,
+        play_count,
+        skip_count,
+        source_skip_count,
+        source_labelled_play_count
+    from {{ ref('int_skip_days_aggregated') }}
 ),
 
 users as (
     select
-        user_id,
+        cast(user_id as {{ dbt.type_string() }}) as user_id,
         tier
     from {{ ref('dim_users') }}
 ),
 
-plays_described as (
+tracks as (
     select
-        coalesce(tracks.genre, 'unknown') as genre,
-        plays.hour_of_day,
-        plays.iso_day_of_week,
-        users.tier,
-        coalesce(plays.context_type, 'unknown') as context_type,
-        -- zero-padded bands sort in order as text
-        case
-            when plays.session_play_number = 1 then '01'
-            when plays.session_play_number <= 5 then '02-05'
-            when plays.session_play_number <= 10 then '06-10'
-            when plays.session_play_number <= 20 then '11-20'
-            else '21+'
-        end as position_band,
-        plays.is_skipped,
-        plays.source_skipped
-    from plays
-    left join tracks
-        on plays.track_id = tracks.track_id
-    left join users
-        on plays.user_id = users.user_id
+        cast(track_id as {{ dbt.type_string() }}) as track_id,
+        genre
+    from {{ ref('dim_tracks') }}
 ),
 
-combinations_counted as (
-    select
-        genre,
-        hour_of_day,
-        iso_day_of_week,
-        tier,
-        context_type,
-        position_band,
-        count(*) as play_count,
-        sum(case when is_skipped then 1 else 0 end) as skip_count,
-        sum(case when source_skipped then 1 else 0 end) as source_skip_count,
-        sum(case when source_skipped is not null then 1 else 0 end) as source_labelled_play_count
-    from plays_described
-    group by
-        genre,
-        hour_of_day,
-        iso_day_of_week,
-        tier,
-        context_type,
-        position_band
-),
-
-unpivoted as (
-    select
-        'genre' as dimension,
-        genre as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-    union all
-    select
-        'hour_of_day' as dimension,
-        lpad(cast(hour_of_day as {{ dbt.type_string() }}), 2, '0') as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-    union all
-    select
-        'weekday' as dimension,
-        case iso_day_of_week
-            when 1 then '1-mon'
-            when 2 then '2-tue'
-            when 3 then '3-wed'
-            when 4 then '4-thu'
-            when 5 then '5-fri'
-            when 6 then '6-sat'
-            when 7 then '7-sun'
-        end as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-    union all
-    select
-        'tier' as dimension,
-        tier as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-    union all
-    select
-        'context_type' as dimension,
-        context_type as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-    union all
-    select
-        'position_band' as dimension,
-        position_band as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-),
-
-aggregated as (
+play_attributes as (
     select
         dimension,
         dimension_value,
@@ -147,10 +37,49 @@ aggregated as (
         sum(skip_count) as skip_count,
         sum(source_skip_count) as source_skip_count,
         sum(source_labelled_play_count) as source_labelled_play_count
-    from unpivoted
+    from day_counts
+    where dimension in ('hour_of_day', 'weekday', 'context_type', 'position_band')
     group by
         dimension,
         dimension_value
+),
+
+tiers as (
+    select
+        'tier' as dimension,
+        users.tier as dimension_value,
+        sum(day_counts.play_count) as play_count,
+        sum(day_counts.skip_count) as skip_count,
+        sum(day_counts.source_skip_count) as source_skip_count,
+        sum(day_counts.source_labelled_play_count) as source_labelled_play_count
+    from day_counts
+    left join users
+        on day_counts.dimension_value = users.user_id
+    where day_counts.dimension = 'user_id'
+    group by users.tier
+),
+
+genres as (
+    select
+        'genre' as dimension,
+        coalesce(tracks.genre, 'unknown') as dimension_value,
+        sum(day_counts.play_count) as play_count,
+        sum(day_counts.skip_count) as skip_count,
+        sum(day_counts.source_skip_count) as source_skip_count,
+        sum(day_counts.source_labelled_play_count) as source_labelled_play_count
+    from day_counts
+    left join tracks
+        on day_counts.dimension_value = tracks.track_id
+    where day_counts.dimension = 'track_id'
+    group by coalesce(tracks.genre, 'unknown')
+),
+
+aggregated as (
+    select * from genres
+    union all
+    select * from play_attributes
+    union all
+    select * from tiers
 ),
 
 final as (
