@@ -2,9 +2,7 @@
     artists. A track's genre is its artist's primary genre, so artists nest in genres.
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
-    whose first play falls in the period. The user x day x track history is read once and
-    summed per user and track, then per artist; everything else comes from the per-artist
-    rows, so no large intermediate is materialised or sorted for a distinct count. -#}
+    whose first play falls in the period. -#}
 {{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
 
 with as_of as (
@@ -29,37 +27,15 @@ track_days_in_scope as (
     where user_track_days.session_date <= as_of.as_of_date
 ),
 
--- one row per user and track first: the user x day x track rows barely aggregate, this does
-user_tracks as (
-    select
-        user_id,
-        track_id,
-        artist_id,
-        genre,
-        max(as_of_date) as as_of_date,
-        min(session_date) as first_played_date,
-        sum(play_count) as play_count,
-        sum(play_count_last_28d) as play_count_last_28d
-    from track_days_in_scope
-    group by
-        user_id,
-        track_id,
-        artist_id,
-        genre
-),
-
--- a track has one artist and genre, so the tracks of a user's artists are distinct tracks
 artists as (
     select
         user_id,
         artist_id,
         genre,
         max(as_of_date) as as_of_date,
-        min(first_played_date) as first_played_date,
-        sum(play_count) as play_count,
-        sum(play_count_last_28d) as play_count_last_28d,
-        count(*) as track_count
-    from user_tracks
+        min(session_date) as first_played_date,
+        sum(play_count) as play_count
+    from track_days_in_scope
     group by
         user_id,
         artist_id,
@@ -84,8 +60,8 @@ user_totals as (
         user_id,
         sum(play_count) as play_count,
         sum(play_count_last_28d) as play_count_last_28d,
-        cast(sum(track_count) as {{ dbt.type_bigint() }}) as distinct_track_count
-    from artists
+        count(distinct track_id) as distinct_track_count
+    from track_days_in_scope
     group by user_id
 ),
 
