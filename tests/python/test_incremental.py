@@ -260,3 +260,43 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
             having max(change_id) < (select max(change_id) from raw.load_changes)""")
     assert actions == {"load", "replace", "remove"}
     assert behind.empty, behind
+
+
+def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_built):
+    """raw users holds only the tier at export time, so a tier change is a replaced users
+    batch: after it a plain run must give every mart of a full refresh, with all of that
+    user's plays under the new tier in fct_skip_rates (no built day keeps the old tier)."""
+    wh, _ = warehouse_built
+    keys = _keys(wh)
+    wh.build()  # up to date, whatever ran before
+
+    def tier_plays() -> dict[str, int]:
+        rates = wh.tables("marts", ["fct_skip_rates"])["fct_skip_rates"]
+        tiers = rates[rates["dimension"] == "tier"]
+        return dict(zip(tiers["dimension_value"], tiers["play_count"].astype(int), strict=True))
+
+    before = tier_plays()
+    columns = [c.name for c in contract.TABLES["users"].columns]
+    with db.connect(DATABASE) as conn:
+        busiest = db.read_sql(conn, """
+            select plays.user_id, users.tier, count(*) as n
+            from marts.fct_plays as plays
+            inner join raw.users as users on plays.user_id = users.user_id
+            group by 1, 2 order by 3 desc, 1 limit 1""").iloc[0]
+        users = db.read_sql(conn, f"select {', '.join(columns)} from raw.users")
+        batch = db.read_sql(conn, "select distinct _batch_id from raw.users")["_batch_id"]
+    assert len(batch) == 1
+    new_tier = "free" if busiest["tier"] == "premium" else "premium"
+    users.loc[users["user_id"] == busiest["user_id"], "tier"] = new_tier
+    with db.connect(DATABASE) as conn:
+        result = load.load(conn, "users", [users], batch_id=batch.iloc[0], source="test")
+    assert result.rows_loaded == len(users)
+    wh.build()
+    after = tier_plays()
+    moved = int(busiest["n"])
+    assert after[new_tier] == before.get(new_tier, 0) + moved
+    assert after.get(busiest["tier"], 0) == before[busiest["tier"]] - moved
+    incremental = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
+    wh.dbt("run", "--full-refresh", *MODELS)
+    full = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
+    _assert_equal(incremental, full, keys, "a tier change, then a plain run")

@@ -3,6 +3,8 @@
     UTC day on which the user started a session; a streak is a run of consecutive active
     days (days and row numbers advance together inside a run, so day minus row number is
     constant per run). -#}
+{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+
 with as_of as (
     select {{ feature_as_of_date(ref('int_user_days_engagement'), 'session_date') }} as as_of_date
 ),

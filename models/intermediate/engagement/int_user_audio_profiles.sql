@@ -2,6 +2,8 @@
     play-weighted mean and population variance of the user's audio features, and how far
     the user's taste lies from the catalogue (unweighted mean over all tracks with audio
     features). Variance = mean of squares - square of mean, floored at 0 against rounding. -#}
+{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+
 {%- set unit_features = ['energy', 'valence', 'danceability', 'acousticness'] -%}
 
 with as_of as (

@@ -3,6 +3,8 @@
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
     whose first play falls in the period. -#}
+{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+
 with as_of as (
     select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
 ),

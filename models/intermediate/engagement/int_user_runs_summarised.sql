@@ -1,6 +1,8 @@
 {#- One row per user with a session on or before the as-of day: playlist behaviour (from
     context runs) and session metrics (sessions rebuilt from their runs: duration = latest
     end of a play minus the first start, as in fct_sessions). -#}
+{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+
 with as_of as (
     select {{ feature_as_of_date(ref('int_context_runs'), 'session_date') }} as as_of_date
 ),

@@ -1,6 +1,8 @@
 {#- One row per user with a session on or before the as-of day: when the user listens, by
     the UTC hour, weekday and month of each play. Parts of day: night 0-5, morning 6-11,
     afternoon 12-17, evening 18-23. -#}
+{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+
 with as_of as (
     select {{ feature_as_of_date(ref('int_user_hours_aggregated'), 'session_date') }} as as_of_date
 ),
