@@ -35,7 +35,7 @@ SESSIONS = 20_000
 SAMPLE_ROWS = 150_000
 DERIVED_FORMS = settings.DEFAULTS_FILE.with_name("derived_forms.yml")
 CHALLENGER_ROUNDS = 20  # a few boosting rounds: the tests check wiring, not the challenger
-ML_MODELS = ["path:models/staging/ml", "path:models/marts/ml"]
+ML_MODELS = ["tag:ml_scoring"]
 SCORING_SQL = config.ROOT / "models" / "marts" / "ml" / "fct_play_skip_scores.sql"
 
 pytestmark = pytest.mark.slow
