@@ -5,7 +5,7 @@
                                 [--split-date YYYY-MM-DD] [--sample-rows N]
     python -m python_jobs.train --init-only      # empty ml tables, nothing trained
 
-Needs marts.fct_skip_training_plays and marts.fct_session_training (dbt build). Each model
+Needs marts.fct_play_skip_features and marts.fct_session_training (dbt build). Each model
 trained is one run appended to ml.model_runs, ml.model_metrics, ml.model_coefficients,
 ml.model_predictions and ml.calibration (one transaction per run). Then `dbt build --selector
 ml_scoring` builds the ml.latest_* views (the latest run of each model) and scores every play

@@ -13,41 +13,38 @@ goes to ml.model_coefficients, which holds everything SQL needs to reproduce pre
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from python_jobs import config
+
+DBT_PROJECT = config.ROOT / "dbt_project.yml"
+
+
+def skip_catalogue() -> dict[str, Any]:
+    """Every feature the skip model may use, defined once as dbt var skip_model_features
+    (dbt_project.yml): numeric, boolean and categorical columns of fct_play_skip_features and
+    derived features (name -> SQL over them). The SQL scoring model reads the same var."""
+    return yaml.safe_load(DBT_PROJECT.read_text())["vars"]["skip_model_features"]
+
+
+SKIP = skip_catalogue()
+
 # Derived features: SQL over a mart's columns, read by python_jobs/train/data.py in place of a
-# column of that name, and computed by the same expression in the SQL scoring model
-# (models/marts/ml/fct_play_skip_scores.sql, its `derived_features`; a test checks they are
-# the same text), so Python and SQL see identical inputs. Every function used (least, ln,
-# abs, coalesce) means the same on PostgreSQL and Spark. Constants are written 3e0, not 3.0:
-# Spark reads 3.0 as a decimal and divides decimals with a few digits of scale, so a ratio
-# of counts would differ between the engines by 1e-6; 3e0 is a double there (and an exact
-# numeric on PostgreSQL, rounded once when cast to double). The forms come from what the
-# generator plants (docs/ground_truth.md sections 2 and 4; docs/models.md explains each).
+# column of that name; the SQL scoring model computes the skip ones with the same text (both
+# read the var above), so Python and SQL see identical inputs. Every function used (least,
+# ln, abs, coalesce) means the same on PostgreSQL and Spark; constants are written 3e0 (see
+# the var). The forms come from what the generator plants (docs/ground_truth.md sections 2
+# and 4; docs/models.md explains each).
 DERIVED: dict[str, str] = {
-    # skip: the position effect grows for 20 plays, then stays (min(position - 1, 20))
-    "session_play_number_capped": "least(session_play_number, 21)",
-    # skip: the user's latent propensity u on the logit scale, shrunk towards a skip rate of
-    # 0.3 by 10 pseudo-plays (a new user has no history: the prior alone)
-    "user_prior_skip_logit_shrunk":
-        "ln((user_prior_skip_count + 3e0) / (user_prior_play_count - user_prior_skip_count + 7e0))",
-    # skip: the same within the track's genre (taste for the favourite genre), 5 pseudo-plays
-    "user_prior_genre_skip_logit_shrunk":
-        "ln((coalesce(user_prior_genre_skip_rate, 0) * user_prior_genre_play_count + 15e-1)"
-        " / ((1 - coalesce(user_prior_genre_skip_rate, 0)) * user_prior_genre_play_count + 35e-1))",
-    # skip: |energy - preferred energy|, the preference estimated by the mean energy of the
-    # user's earlier plays shrunk towards 0.6 by 10 pseudo-plays
-    "energy_distance_from_shrunk_mean":
-        "abs(energy - (coalesce(user_prior_mean_energy, 6e-1) * user_prior_play_count + 6e0)"
-        " / (user_prior_play_count + 1e1))",
-    # skip: the genre's share of the user's plays, shrunk towards 1/20 by 10 pseudo-plays
-    "user_prior_genre_share_shrunk":
-        "(user_prior_genre_play_count + 5e-1) / (user_prior_play_count + 1e1)",
+    **SKIP["derived"],
     # duration: session length is multiplicative (log(mu) is linear), so history enters as logs
     "log_user_prior_mean_duration": "ln(1 + user_prior_mean_duration_seconds)",
     "log_previous_session_duration": "ln(1 + previous_session_duration_seconds)",

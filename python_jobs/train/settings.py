@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from python_jobs.train import features
+
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yml")
 
 
@@ -80,8 +82,21 @@ def _rows(value: Any) -> int | None:
     return int(value)
 
 
+def _check_skip_features(numeric: list[str], categorical: list[str]) -> None:
+    """The skip model may use only what the SQL scoring model can score: dbt var
+    skip_model_features (features.SKIP)."""
+    catalogue = features.SKIP
+    unknown = [f for f in numeric
+               if f not in {*catalogue["numeric"], *catalogue["boolean"], *catalogue["derived"]}]
+    unknown += [f for f in categorical if f not in catalogue["categorical"]]
+    if unknown:
+        raise ValueError(f"skip features {unknown} are not in dbt var skip_model_features "
+                         "(dbt_project.yml): add them there first")
+
+
 def from_dict(raw: dict[str, Any]) -> TrainSettings:
     skip, duration = raw["skip"], raw["duration"]
+    _check_skip_features(skip["numeric_features"], skip["categorical_features"])
     if skip["penalty"] not in ("l2", "none"):
         raise ValueError(f"skip.penalty must be l2 or none, not {skip['penalty']!r}")
     if duration.get("regressor", "linear") not in ("linear", "poisson"):

@@ -1,4 +1,4 @@
-"""Skip model: L2-regularized logistic regression on marts.fct_skip_training_plays.
+"""Skip model: L2-regularized logistic regression on marts.fct_play_skip_features.
 
 Pipeline: ColumnTransformer (mean-imputed, standardized numerics; one-hot categoricals) ->
 LogisticRegression(lbfgs). Trained on the days before the split (hash-sampled to at most
@@ -24,7 +24,7 @@ from python_jobs.train.settings import SkipSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 
-SOURCE = data.Source(table="marts.fct_skip_training_plays", keys=("play_id", "session_id"),
+SOURCE = data.Source(table="marts.fct_play_skip_features", keys=("play_id", "session_id"),
                      date_column="played_date", label="is_skipped")
 CALIBRATION_BINS = 10
 

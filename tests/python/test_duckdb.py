@@ -138,7 +138,7 @@ def test_every_model_on_duckdb_equals_postgres(built, schema):
     assert results and not bad, spark.format_results(results, "duckdb")
     names = {r["mart"] for r in results}
     expected = {"marts": {"fct_plays", "fct_sessions", "fct_user_features", "fct_skip_rates",
-                          "fct_skip_training_plays", "fct_retention_cohorts"},
+                          "fct_play_skip_features", "fct_retention_cohorts"},
                 "intermediate": {"int_plays_sessionized", "int_user_track_days_aggregated"}}
     assert expected[schema] <= names
     assert all(r["duckdb_rows"] == r["postgres_rows"] for r in results)

@@ -25,7 +25,7 @@ from python_jobs import config, db, dbt_cli, generate, holdback, warehouse
 DATABASE = "feat_test_features"
 SESSIONS = 1500
 CUTOFF = "2026-02-18 12:00:00"  # day 44 of the default window, mid-day: cuts sessions
-SELECT = ["--select", "+fct_skip_training_plays", "+fct_session_training", "+fct_user_features"]
+SELECT = ["--select", "+fct_play_skip_features", "+fct_session_training", "+fct_user_features"]
 # models and seeds, no tests: the core's own tests run in test_dbt_core.py
 NO_TESTS = ["--exclude-resource-type", "test", "unit_test"]
 ENGAGEMENT = ["path:models/intermediate/engagement", "path:models/marts/engagement"]
@@ -69,16 +69,16 @@ def built(tmp_path_factory) -> Iterator[dict]:
         past_log = dbt_cli.run(DATABASE, tmp, "test", "--select", *ENGAGEMENT,
                                "--indirect-selection", "cautious").stdout
         with db.connect(DATABASE) as conn:
-            past_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
+            past_plays = _read(conn, "marts.fct_play_skip_features", "play_id")
             past_sessions = _read(conn, "marts.fct_session_training", "session_id")
         holdback.restore(DATABASE)
         dbt_cli.run(DATABASE, tmp, "build", *NO_TESTS, *SELECT)
         with db.connect(DATABASE) as conn:
-            incremental_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
+            incremental_plays = _read(conn, "marts.fct_play_skip_features", "play_id")
             incremental_sessions = _read(conn, "marts.fct_session_training", "session_id")
         dbt_cli.run(DATABASE, tmp, "build", "--full-refresh", *NO_TESTS, *SELECT)
         with db.connect(DATABASE) as conn:
-            full_plays = _read(conn, "marts.fct_skip_training_plays", "play_id")
+            full_plays = _read(conn, "marts.fct_play_skip_features", "play_id")
             full_sessions = _read(conn, "marts.fct_session_training", "session_id")
         manifest = json.loads((tmp / "target" / "manifest.json").read_text())
         yield {"past_plays": past_plays, "past_sessions": past_sessions,
@@ -126,7 +126,7 @@ def test_past_sessions_keep_their_features_when_the_future_arrives(built):
 
 
 def test_incremental_equals_full_refresh(built):
-    _assert_same(built["incremental_plays"], built["full_plays"], "fct_skip_training_plays")
+    _assert_same(built["incremental_plays"], built["full_plays"], "fct_play_skip_features")
     _assert_same(built["incremental_sessions"], built["full_sessions"], "fct_session_training")
 
 

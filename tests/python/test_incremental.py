@@ -26,14 +26,14 @@ from python_jobs import contract, db, generate, holdback, load, spark, warehouse
 
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "incremental"
 SESSIONS = 300
-MODELS = ["--exclude", "path:models/staging/ml", "path:models/marts/ml"]
+MODELS = ["--exclude", "tag:ml_scoring"]
 INCREMENTAL_ONLY = ["--select", "config.materialized:incremental", "--no-write-json"]
 # every incremental model, by schema (the test checks this list against the manifest)
 INCREMENTAL = {
     "intermediate": ["int_plays_flagged", "int_plays_sessionized", "int_user_days_active",
                      "int_user_days_engagement", "int_user_track_days_aggregated",
                      "int_user_hours_aggregated", "int_context_runs", "int_playlist_plays_runs"],
-    "marts": ["fct_plays", "fct_sessions", "fct_playlist_runs", "fct_skip_training_plays",
+    "marts": ["fct_plays", "fct_sessions", "fct_playlist_runs", "fct_play_skip_features",
               "fct_session_training"],
 }
 EVENT_COLUMNS = [c.name for c in contract.TABLES["listening_events"].columns]

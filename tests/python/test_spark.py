@@ -54,7 +54,7 @@ SESSIONS = 300
 # Unit tests run in the Postgres suite; data tests already ran on Postgres, and on Spark the
 # point is the numbers (its data tests would triple the run time).
 NO_TESTS = ["--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
-ML_MODELS = ["--select", "path:models/staging/ml", "path:models/marts/ml"]
+ML_MODELS = ["--select", "tag:ml_scoring"]
 # Small enough that the skip model's training days are hash-sampled (about 3,500 plays in
 # them), so the md5 sample is compared across engines too; the sessions are not sampled.
 SAMPLE_ROWS = 2000

@@ -1,4 +1,4 @@
-{#- P(skip) of every play of fct_skip_training_plays under the latest trained skip model,
+{#- P(skip) of every play of fct_play_skip_features under the latest trained skip model,
     computed in the warehouse from its stored terms (python_jobs/train/features.py):
 
         z = intercept
@@ -7,45 +7,19 @@
                                       '__missing__'; a category unseen in training adds 0)
         skip_probability = 1 / (1 + exp(-z))
 
-    The lists below are every feature this model can score; python_jobs/train/defaults.yml
-    picks among them (tests/python/test_train.py checks that it stays a subset). A feature
-    the latest run did not use has no term and adds 0. Booleans count as 0/1. Empty until a
+    The features are var skip_model_features (dbt_project.yml), the one list the training
+    job reads too: every feature this model can score; python_jobs/train/defaults.yml picks
+    among them (python_jobs/train/settings.py checks that it stays a subset). A feature the
+    latest run did not use has no term and adds 0. Booleans count as 0/1; derived features
+    are SQL over the feature table's columns, the same text training reads. Empty until a
     skip model has been trained. Doubles are `double` on Spark (dbt.type_float() is 4 bytes
     there), so both engines give scikit-learn's probabilities to 1e-9. -#}
 {%- set double_type = 'double' if target.type == 'spark' else 'double precision' -%}
-{%- set numeric_features = [
-    'energy', 'valence', 'danceability', 'acousticness', 'instrumentalness', 'speechiness',
-    'liveness', 'loudness_db', 'tempo_bpm', 'track_duration_ms', 'track_popularity',
-    'position_in_context', 'session_play_number', 'context_run_number', 'run_play_number',
-    'hour_of_day', 'session_start_hour', 'iso_day_of_week', 'days_since_signup',
-    'user_prior_play_count', 'user_prior_skip_count', 'user_prior_skip_rate',
-    'user_prior_session_count', 'user_prior_track_play_count', 'user_prior_track_skip_rate',
-    'user_prior_artist_play_count', 'user_prior_artist_skip_rate',
-    'user_prior_genre_play_count', 'user_prior_genre_play_share', 'user_prior_genre_skip_rate',
-    'user_prior_mean_energy', 'energy_distance_from_prior_mean', 'session_prior_skip_count',
-    'session_prior_skip_rate',
-] -%}
-{%- set boolean_features = [
-    'has_audio_features', 'is_shuffle', 'is_weekend', 'is_new_artist', 'is_previous_play_skipped',
-] -%}
-{#- Derived features: the same SQL text as python_jobs/train/features.py DERIVED (a test
-    checks), computed from the mart's columns, then scored like any numeric feature. -#}
-{%- set derived_features = {
-    'session_play_number_capped':
-        'least(session_play_number, 21)',
-    'user_prior_skip_logit_shrunk':
-        'ln((user_prior_skip_count + 3e0) / (user_prior_play_count - user_prior_skip_count + 7e0))',
-    'user_prior_genre_skip_logit_shrunk':
-        'ln((coalesce(user_prior_genre_skip_rate, 0) * user_prior_genre_play_count + 15e-1) / ((1 - coalesce(user_prior_genre_skip_rate, 0)) * user_prior_genre_play_count + 35e-1))',
-    'energy_distance_from_shrunk_mean':
-        'abs(energy - (coalesce(user_prior_mean_energy, 6e-1) * user_prior_play_count + 6e0) / (user_prior_play_count + 1e1))',
-    'user_prior_genre_share_shrunk':
-        '(user_prior_genre_play_count + 5e-1) / (user_prior_play_count + 1e1)'
-} -%}
-{%- set categorical_features = [
-    'genre', 'context_type', 'playlist_type', 'reason_start', 'device', 'tier',
-    'hour_of_day', 'session_start_hour', 'iso_day_of_week',
-] -%}
+{%- set skip_features = var('skip_model_features') -%}
+{%- set numeric_features = skip_features['numeric'] -%}
+{%- set boolean_features = skip_features['boolean'] -%}
+{%- set derived_features = skip_features['derived'] -%}
+{%- set categorical_features = skip_features['categorical'] %}
 
 with plays as (
     select
@@ -63,7 +37,7 @@ with plays as (
     {%- for feature in categorical_features if feature not in numeric_features %}
         {{ feature }}{{ "," if not loop.last }}
     {%- endfor %}
-    from {{ ref('fct_skip_training_plays') }}
+    from {{ ref('fct_play_skip_features') }}
 ),
 
 latest_run as (

@@ -1,0 +1,430 @@
+{#- One row per valid play: the skip label and every feature known the moment before the
+    play starts (the inputs of the skip model: var skip_model_features in dbt_project.yml
+    lists the ones it may use). History features count ALL of the user's earlier plays
+    (ordered by played_at, then play_id): an earlier play of the same session ended before
+    this one started, and earlier sessions ended more than session_gap_minutes before.
+
+    Incremental by session_date, like int_plays_sessionized, so every session is rebuilt
+    whole. History = the running totals of the user-day and user-track-day tables before the
+    first rebuilt day, plus windows over the rebuilt plays (frames end at `1 preceding`). A
+    full refresh uses the same code with a window starting in 1900, so the history part is
+    empty and the windows cover everything: the two paths are one.
+
+    Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
+    (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
+    that is the user's play order and, partitioned by session too, the session's; every
+    per-user window shares that sort. The per-(user, track / artist / genre) windows then
+    re-sort within each user only (PostgreSQL's incremental sort: one user's plays at a
+    time, in memory). The wide plays are read once more and hash-joined to the narrow
+    counts (the narrow side is the hash table): never sorted, never materialised. -#}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
+{%- if is_incremental() -%}
+    {%- set window_start = incremental_window_start() -%}
+{%- else -%}
+    {%- set window_start = "cast('1900-01-01' as date)" -%}
+{%- endif %}
+{%- set user_order = 'partition by user_id order by session_started_at, played_at, play_id' -%}
+{%- set before = 'rows between unbounded preceding and 1 preceding' %}
+
+with plays as (
+    select
+        play_id,
+        session_id,
+        user_id,
+        track_id,
+        artist_id,
+        genre,
+        played_at,
+        played_date,
+        session_started_at,
+        session_date,
+        is_session_start,
+        session_play_number,
+        context_run_number,
+        run_play_number,
+        context_type,
+        playlist_type,
+        position_in_context,
+        reason_start,
+        is_shuffle,
+        device,
+        hour_of_day,
+        iso_day_of_week,
+        session_start_hour,
+        has_audio_features,
+        energy,
+        valence,
+        danceability,
+        acousticness,
+        instrumentalness,
+        speechiness,
+        liveness,
+        loudness_db,
+        tempo_bpm,
+        track_duration_ms,
+        track_popularity,
+        skip_flag,
+        is_skipped
+    from {{ ref('int_plays_enriched') }}
+    where session_date >= {{ window_start }}
+),
+
+-- only what the windows read, from a second read of the plays: sorting narrow rows is
+-- several times faster, and the wide rows are then read once, never sorted or materialised
+window_inputs as (
+    select
+        play_id,
+        user_id,
+        track_id,
+        artist_id,
+        genre,
+        played_at,
+        session_started_at,
+        is_session_start,
+        skip_flag,
+        has_audio_features,
+        energy
+    from {{ ref('int_plays_enriched') }}
+    where session_date >= {{ window_start }}
+),
+
+users as (
+    select
+        user_id,
+        tier,
+        signed_up_date
+    from {{ ref('dim_users') }}
+),
+
+audio_features as (
+    select
+        track_id,
+        energy
+    from {{ ref('stg_spotify__audio_features') }}
+),
+
+user_days as (
+    select
+        user_id,
+        play_count,
+        skip_count,
+        session_count,
+        audio_play_count,
+        energy_sum
+    from {{ ref('int_user_days_engagement') }}
+    where session_date < {{ window_start }}
+),
+
+user_track_days as (
+    select
+        user_id,
+        track_id,
+        artist_id,
+        genre,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where session_date < {{ window_start }}
+),
+
+window_users as (
+    select distinct user_id from window_inputs
+),
+
+user_history as (
+    select
+        user_days.user_id,
+        sum(user_days.play_count) as play_count,
+        sum(user_days.skip_count) as skip_count,
+        sum(user_days.session_count) as session_count,
+        sum(user_days.audio_play_count) as audio_play_count,
+        sum(user_days.energy_sum) as energy_sum
+    from user_days
+    inner join window_users
+        on user_days.user_id = window_users.user_id
+    group by user_days.user_id
+),
+
+track_history as (
+    select
+        user_track_days.user_id,
+        user_track_days.track_id,
+        max(user_track_days.artist_id) as artist_id,
+        max(user_track_days.genre) as genre,
+        sum(user_track_days.play_count) as play_count,
+        sum(user_track_days.skip_count) as skip_count
+    from user_track_days
+    inner join window_users
+        on user_track_days.user_id = window_users.user_id
+    group by
+        user_track_days.user_id,
+        user_track_days.track_id
+),
+
+-- energy is the track's: the energy of earlier kept (not skipped) plays from the track history
+kept_energy_history as (
+    select
+        track_history.user_id,
+        sum(track_history.play_count - track_history.skip_count) as kept_audio_play_count,
+        sum((track_history.play_count - track_history.skip_count) * audio_features.energy)
+            as kept_energy_sum
+    from track_history
+    inner join audio_features
+        on track_history.track_id = audio_features.track_id
+    group by track_history.user_id
+),
+
+artist_history as (
+    select
+        user_id,
+        artist_id,
+        sum(play_count) as play_count,
+        sum(skip_count) as skip_count
+    from track_history
+    group by
+        user_id,
+        artist_id
+),
+
+genre_history as (
+    select
+        user_id,
+        genre,
+        sum(play_count) as play_count,
+        sum(skip_count) as skip_count
+    from track_history
+    group by
+        user_id,
+        genre
+),
+
+top_genre_history as (
+    select
+        user_id,
+        max(play_count) as play_count
+    from genre_history
+    group by user_id
+),
+
+-- the history before the rebuilt days rides along from the start (small hash joins before
+-- the one full sort)
+pair_history_added as (
+    select
+        window_inputs.*,
+        coalesce(track_history.play_count, 0) as track_history_play_count,
+        coalesce(track_history.skip_count, 0) as track_history_skip_count,
+        coalesce(artist_history.play_count, 0) as artist_history_play_count,
+        coalesce(artist_history.skip_count, 0) as artist_history_skip_count,
+        coalesce(genre_history.play_count, 0) as genre_history_play_count,
+        coalesce(genre_history.skip_count, 0) as genre_history_skip_count
+    from window_inputs
+    left join track_history
+        on
+            window_inputs.user_id = track_history.user_id
+            and window_inputs.track_id = track_history.track_id
+    left join artist_history
+        on
+            window_inputs.user_id = artist_history.user_id
+            and window_inputs.artist_id = artist_history.artist_id
+    left join genre_history
+        on
+            window_inputs.user_id = genre_history.user_id
+            and window_inputs.genre = genre_history.genre
+),
+
+-- running totals over the rebuilt plays, each frame ending at the previous play: the
+-- per-user ones over the one full sort, each per-(user, x) one then re-sorts only within
+-- a user (an incremental sort: a user's plays at a time, in memory)
+user_windows_added as (
+    select
+        *,
+        row_number() over ({{ user_order }}) - 1 as window_prior_play_count,
+        coalesce(sum(skip_flag) over ({{ user_order }} {{ before }}), 0) as window_prior_skip_count,
+        coalesce(sum(case when has_audio_features then 1 else 0 end)
+            over ({{ user_order }} {{ before }}), 0) as window_prior_audio_play_count,
+        coalesce(sum(energy) over ({{ user_order }} {{ before }}), 0) as window_prior_energy_sum,
+        coalesce(sum(case when has_audio_features then 1 - skip_flag else 0 end)
+            over ({{ user_order }} {{ before }}), 0) as window_prior_kept_audio_play_count,
+        coalesce(sum(energy * (1 - skip_flag)) over ({{ user_order }} {{ before }}), 0)
+            as window_prior_kept_energy_sum,
+        sum(case when is_session_start then 1 else 0 end) over (
+            {{ user_order }} rows unbounded preceding
+        ) as window_session_start_count,
+        lag(skip_flag) over ({{ user_order }}) as previous_skip_flag,
+        coalesce(sum(skip_flag) over (
+            partition by user_id, session_started_at order by played_at, play_id {{ before }}
+        ), 0) as session_prior_skip_count
+    from pair_history_added
+),
+
+track_windows_added as (
+    select
+        *,
+        track_history_play_count + row_number() over (
+            partition by user_id, track_id order by played_at, play_id
+        ) - 1 as prior_track_play_count,
+        track_history_skip_count + coalesce(sum(skip_flag) over (
+            partition by user_id, track_id order by played_at, play_id {{ before }}
+        ), 0) as prior_track_skip_count
+    from user_windows_added
+),
+
+artist_windows_added as (
+    select
+        *,
+        artist_history_play_count + row_number() over (
+            partition by user_id, artist_id order by played_at, play_id
+        ) - 1 as prior_artist_play_count,
+        artist_history_skip_count + coalesce(sum(skip_flag) over (
+            partition by user_id, artist_id order by played_at, play_id {{ before }}
+        ), 0) as prior_artist_skip_count
+    from track_windows_added
+),
+
+genre_windows_added as (
+    select
+        *,
+        genre_history_play_count + row_number() over (
+            partition by user_id, genre order by played_at, play_id
+        ) - 1 as prior_genre_play_count,
+        genre_history_skip_count + coalesce(sum(skip_flag) over (
+            partition by user_id, genre order by played_at, play_id {{ before }}
+        ), 0) as prior_genre_skip_count
+    from artist_windows_added
+),
+
+-- the most plays of any one genre before this play: the largest running genre count (that
+-- play included) of the earlier plays
+top_genre_added as (
+    select
+        *,
+        max(prior_genre_play_count + 1) over ({{ user_order }} {{ before }})
+            as window_top_genre_play_count
+    from genre_windows_added
+),
+
+history_totalled as (
+    select
+        plays.*,
+        top_genre_added.previous_skip_flag,
+        top_genre_added.session_prior_skip_count,
+        top_genre_added.prior_track_play_count,
+        top_genre_added.prior_track_skip_count,
+        top_genre_added.prior_artist_play_count,
+        top_genre_added.prior_artist_skip_count,
+        top_genre_added.prior_genre_play_count,
+        top_genre_added.prior_genre_skip_count,
+        users.tier,
+        users.signed_up_date,
+        coalesce(user_history.play_count, 0) + top_genre_added.window_prior_play_count
+            as user_prior_play_count,
+        coalesce(user_history.skip_count, 0) + top_genre_added.window_prior_skip_count
+            as user_prior_skip_count,
+        coalesce(user_history.session_count, 0) + top_genre_added.window_session_start_count - 1
+            as user_prior_session_count,
+        coalesce(user_history.audio_play_count, 0) + top_genre_added.window_prior_audio_play_count
+            as user_prior_audio_play_count,
+        coalesce(user_history.energy_sum, 0) + top_genre_added.window_prior_energy_sum
+            as user_prior_energy_sum,
+        coalesce(kept_energy_history.kept_audio_play_count, 0)
+        + top_genre_added.window_prior_kept_audio_play_count as user_prior_kept_audio_play_count,
+        coalesce(kept_energy_history.kept_energy_sum, 0) + top_genre_added.window_prior_kept_energy_sum
+            as user_prior_kept_energy_sum,
+        greatest(
+            coalesce(top_genre_history.play_count, 0),
+            coalesce(top_genre_added.window_top_genre_play_count, 0)
+        ) as user_prior_top_genre_play_count
+    from plays
+    inner join top_genre_added
+        on plays.play_id = top_genre_added.play_id
+    left join users
+        on plays.user_id = users.user_id
+    left join user_history
+        on plays.user_id = user_history.user_id
+    left join kept_energy_history
+        on plays.user_id = kept_energy_history.user_id
+    left join top_genre_history
+        on plays.user_id = top_genre_history.user_id
+),
+
+final as (
+    select
+        play_id,
+        session_id,
+        user_id,
+        track_id,
+        played_at,
+        played_date,
+        session_date,
+        is_skipped,
+        -- the track
+        genre,
+        has_audio_features,
+        energy,
+        valence,
+        danceability,
+        acousticness,
+        instrumentalness,
+        speechiness,
+        liveness,
+        loudness_db,
+        tempo_bpm,
+        cast(track_duration_ms as bigint) as track_duration_ms,
+        cast(track_popularity as integer) as track_popularity,
+        -- context and position
+        context_type,
+        playlist_type,
+        is_shuffle,
+        cast(position_in_context as integer) as position_in_context,
+        reason_start,
+        cast(session_play_number as bigint) as session_play_number,
+        cast(context_run_number as bigint) as context_run_number,
+        cast(run_play_number as bigint) as run_play_number,
+        device,
+        tier,
+        cast(hour_of_day as integer) as hour_of_day,
+        cast(session_start_hour as integer) as session_start_hour,
+        cast(iso_day_of_week as integer) as iso_day_of_week,
+        iso_day_of_week >= 6 as is_weekend,
+        cast({{ dbt.datediff('signed_up_date', 'played_date', 'day') }} as integer) as days_since_signup,
+        -- the user's history before this play
+        cast(user_prior_play_count as bigint) as user_prior_play_count,
+        cast(user_prior_skip_count as bigint) as user_prior_skip_count,
+        {{ feature_safe_divide('user_prior_skip_count', 'user_prior_play_count') }} as user_prior_skip_rate,
+        cast(user_prior_session_count as bigint) as user_prior_session_count,
+        cast(prior_track_play_count as bigint) as user_prior_track_play_count,
+        {{ feature_safe_divide('prior_track_skip_count', 'prior_track_play_count') }}
+            as user_prior_track_skip_rate,
+        cast(prior_artist_play_count as bigint) as user_prior_artist_play_count,
+        {{ feature_safe_divide('prior_artist_skip_count', 'prior_artist_play_count') }}
+            as user_prior_artist_skip_rate,
+        prior_artist_play_count = 0 as is_new_artist,
+        cast(prior_genre_play_count as bigint) as user_prior_genre_play_count,
+        {{ feature_safe_divide('prior_genre_play_count', 'user_prior_play_count') }}
+            as user_prior_genre_play_share,
+        {{ feature_safe_divide('prior_genre_skip_count', 'prior_genre_play_count') }}
+            as user_prior_genre_skip_rate,
+        cast(user_prior_top_genre_play_count as bigint) as user_prior_top_genre_play_count,
+        prior_genre_play_count > 0 and prior_genre_play_count = user_prior_top_genre_play_count
+            as is_prior_top_genre,
+        {{ feature_safe_divide('user_prior_energy_sum', 'user_prior_audio_play_count') }}
+            as user_prior_mean_energy,
+        abs(energy - {{ feature_safe_divide('user_prior_energy_sum', 'user_prior_audio_play_count') }})
+            as energy_distance_from_prior_mean,
+        {{ feature_safe_divide('user_prior_kept_energy_sum', 'user_prior_kept_audio_play_count') }}
+            as user_prior_kept_mean_energy,
+        {{ feature_safe_divide(
+            'user_prior_energy_sum - user_prior_kept_energy_sum',
+            'user_prior_audio_play_count - user_prior_kept_audio_play_count'
+        ) }} as user_prior_skipped_mean_energy,
+        cast(session_prior_skip_count as bigint) as session_prior_skip_count,
+        {{ feature_safe_divide('session_prior_skip_count', 'session_play_number - 1') }}
+            as session_prior_skip_rate,
+        case when session_play_number > 1 then previous_skip_flag = 1 end as is_previous_play_skipped
+    from history_totalled
+)
+
+select * from final
