@@ -9,8 +9,13 @@
     removed must become empty, which neither delete+insert nor a dynamic insert_overwrite
     does), the model's rows are then added (Postgres append, in the same transaction; Spark
     insert_overwrite of day partitions), and the post-hook records the change the model is
-    now built up to. -#}
-{% macro incremental_by_day(date_column, days_before=0, lookback_where=none) %}
+    now built up to.
+
+    `key`: on Postgres a unique index on that column, built after a full build's insert (a
+    contract primary key is checked row by row as the table fills: about twice as slow on
+    the 50k bench data) and checked by every incremental insert; with a not_null test it
+    is the model's primary key, and no `unique` data test needs to scan the table. -#}
+{% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none) %}
     {%- set change_driven = {
         'rebuild_day_column': date_column,
         'rebuild_days_before': days_before,
@@ -28,6 +33,9 @@
             an index only slows the inserts. -#}
         {{ return(dict(change_driven, incremental_strategy='append')) }}
     {% endif %}
-    {{ return(dict(change_driven, incremental_strategy='append',
-                   indexes=[{'columns': [date_column]}])) }}
+    {%- set indexes = [{'columns': [date_column]}] -%}
+    {%- if key -%}
+        {%- do indexes.append({'columns': [key], 'unique': true}) -%}
+    {%- endif -%}
+    {{ return(dict(change_driven, incremental_strategy='append', indexes=indexes)) }}
 {% endmacro %}

@@ -11,7 +11,9 @@
 
     Every day from there on is rebuilt, so anything that depends on an earlier day (a
     user's running history, a session across midnight) is rebuilt too. Nothing changed and
-    nothing built: '9999-12-31', an empty rebuild. Not incremental: '1900-01-01', all. -#}
+    nothing built: '9999-12-31', an empty rebuild. Not incremental, or the table is empty
+    (an unlogged table after a crash holds no rows, whatever the watermark says): '1900-01-01',
+    all. -#}
 {% macro incremental_window_start() -%}
     cast('{{ incremental_first_rebuilt_day() or "9999-12-31" }}' as date)
 {%- endmacro %}
@@ -50,11 +52,16 @@
         (select max({{ day_column }}) from {{ this }}{{ ' where ' ~ where if where }})
     {%- endset -%}
     {%- set query -%}
-        select cast(least(
-            {{ dbt.dateadd('day', -days_before, first_changed) }},
-            {{ dbt.dateadd('day', -var('incremental_lookback_days'), newest_built) }}
-        ) as {{ dbt.type_string() }}) as first_day
+        select
+            cast(least(
+                {{ dbt.dateadd('day', -days_before, first_changed) }},
+                {{ dbt.dateadd('day', -var('incremental_lookback_days'), newest_built) }}
+            ) as {{ dbt.type_string() }}) as first_day,
+            (select count(*) from (select 1 as one from {{ this }} limit 1) as probe) as row_count
     {%- endset -%}
-    {%- set first_day = run_query(query).columns[0].values()[0] -%}
-    {{ return(first_day[:10] if first_day else none) }}
+    {%- set result = run_query(query).rows[0] -%}
+    {%- if result[1] == 0 -%}
+        {{ return('1900-01-01') }}
+    {%- endif -%}
+    {{ return(result[0][:10] if result[0] else none) }}
 {% endmacro %}

@@ -1,9 +1,16 @@
 {#- Every sessionized play with what is known about its track (genre, audio features,
     popularity) and its playlist (type, size), and its hour and weekday on the listener's clock
-    (users.timezone; UTC when unknown). A view: the
-    incremental models below filter it by session_date, which reaches the index of
-    int_plays_sessionized. The genre rule is dim_tracks' (the artist's primary genre, else
-    'unknown'), repeated here from staging so intermediate models read no marts. -#}
+    (users.timezone; UTC when unknown). The genre rule is dim_tracks' (the artist's primary
+    genre, else 'unknown'), repeated here from staging so intermediate models read no marts.
+
+    A table, not a view: five models read every play of it, and as a view each of them ran
+    the six joins again. Incremental by session_date as int_plays_sessionized (whole sessions
+    are rebuilt); the models below filter it by session_date, which reaches its index. -#}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('session_date', days_before=session_history_days())
+) }}
+
 with plays as (
     select
         play_id,
@@ -29,6 +36,9 @@ with plays as (
         context_run_number,
         run_play_number
     from {{ ref('int_plays_sessionized') }}
+    {% if is_incremental() %}
+        where session_date >= {{ incremental_window_start() }}
+    {% endif %}
 ),
 
 tracks as (

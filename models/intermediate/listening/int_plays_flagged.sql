@@ -1,4 +1,9 @@
-{{ config(materialized='incremental', **incremental_by_day('played_date', lookback_where='not is_future')) }}
+{#- play_id is the key of every play model downstream: the unique index (incremental_by_day)
+    makes Postgres check the deduplication of every build, as it writes. -#}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('played_date', lookback_where='not is_future', key='play_id')
+) }}
 
 with plays as (
     select * from {{ ref('stg_streaming__listening_events') }}
