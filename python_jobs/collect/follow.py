@@ -4,9 +4,10 @@ Every --poll seconds it reads the newest raw.load_changes entry; when there is o
 built yet (a collector micro-batch, a file load) and --interval seconds have passed since the
 last build started, it runs `dbt build --selector near_real_time` (the incremental models fed
 by raw.listening_events and the tests of only those; the incremental macros rebuild only the
-days the changes touched, docs/incremental.md), then `dbt source freshness` on listening_events, which
-warns when its newest row is older than the var listening_events_warn_after_minutes. SIGTERM
-or SIGINT stops the loop (a running dbt is stopped first).
+days the changes touched, docs/incremental.md), then `dbt source freshness` on
+listening_events, which warns when its newest row is older than the var
+listening_events_warn_after_minutes. SIGTERM or SIGINT stops the loop (a running dbt is
+stopped first).
 """
 
 from __future__ import annotations
