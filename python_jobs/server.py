@@ -336,11 +336,8 @@ def _up(port: int, quiet: bool) -> None:
     # Every start sets the superuser's password from the file: a cluster whose credentials
     # file was deleted (make clean, a cluster outside .warehouse) gets the new one.
     _set_superuser_password(lay, passwords[config.EMBEDDED_USER])
-    # wal_level=minimal (no WAL senders): a table or index created in the transaction that
-    # fills it (every dbt full build) is written once, not also to the WAL. Nothing here
-    # streams or archives WAL. Given at start, so clusters made earlier get it too.
     options = (f"-h {config.EMBEDDED_HOST} -p {port} -k {lay.socket_dir} "
-               "-c unix_socket_permissions=0700 -c wal_level=minimal -c max_wal_senders=0")
+               "-c unix_socket_permissions=0700")
     result = _pg_ctl("-w", "-t", "60", "-l", str(lay.logfile), "-o", options, "start",
                      check=False)
     if result.returncode != 0:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from python_jobs import config, db, dbt_cli, warehouse
+from python_jobs.train import store
 
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "project_quality"
 BIN = Path(sys.executable).parent
@@ -34,10 +35,14 @@ def artifacts(tmp_path_factory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("quality")
     db.drop_database(DATABASE)
     warehouse.init(DATABASE)
+    # The ML wing reads the training job's tables and fails loudly without them: create
+    # them empty, as the first training run would, so every model is in the catalog.
+    with db.connect(DATABASE) as conn:
+        store.ensure_schema(conn)
     try:
-        dbt_cli.run(DATABASE, tmp, "build", "--empty", "--exclude-resource-type", "test",
-                    "--exclude-resource-type", "unit_test")
-        dbt_cli.run(DATABASE, tmp, "docs", "generate")
+        dbt_cli.run(DATABASE, tmp, "build", "--empty", "--selector", "nightly_full",
+                    "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
+        dbt_cli.run(DATABASE, tmp, "docs", "generate", "--selector", "nightly_full")
         yield tmp / "target"
     finally:
         if not os.environ.get("KEEP_TEST_DATABASES"):
