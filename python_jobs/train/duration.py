@@ -40,7 +40,11 @@ PredictionSink = Callable[[pd.DataFrame], None]
 
 def regressor(s: DurationSettings) -> LinearRegression | PoissonRegressor:
     if s.regressor == "poisson":
-        return PoissonRegressor(alpha=s.poisson_alpha, max_iter=s.max_iter)
+        # Newton steps to a tight tolerance, not lbfgs's default 1e-4: stopping early leaves
+        # the fit dependent on the last bits of its inputs, and the engines' ln and division
+        # of the history columns differ there (Spark vs PostgreSQL fits must agree to 1e-9).
+        return PoissonRegressor(alpha=s.poisson_alpha, max_iter=s.max_iter,
+                                solver="newton-cholesky", tol=1e-10)
     return LinearRegression()
 
 
