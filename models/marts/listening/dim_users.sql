@@ -32,7 +32,7 @@ joined as (
         users.signed_up_date,
         users.tier,
         users.country_code,
-        coalesce(countries.country_name, users.country_code) as country_name,
+        coalesce(countries.country_name, users.country_code, 'Unknown') as country_name,
         coalesce(countries.region, 'OTHER') as region,
         users.birth_year,
         users.timezone,
