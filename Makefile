@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 SESSIONS ?= 20000
 SEED ?= 42
 BENCH_SESSIONS ?= 1000000
+# pytest-xdist workers: each test module (or group sharing a database) runs whole on one.
+PYTEST_WORKERS ?= 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup demo test lint pytest bench report spark-setup spark-build up down status clean
@@ -47,7 +49,7 @@ lint: setup
 
 pytest: setup
 	$(BIN)/python -m python_jobs.warehouse up
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --no-loadscope-reorder
 
 bench: setup
 	$(BIN)/python -m python_jobs.bench --sessions $(BENCH_SESSIONS)
