@@ -8,6 +8,7 @@ the same reasons. JSON true/false are the text true/false; null is a missing val
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,10 +110,14 @@ def _text(value) -> str | None:
 
 
 def _column(values: list) -> pa.Array:
-    try:
+    """Values (text, True/False or None) as the text column a CSV would give."""
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array(values, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # JSON true/false among the values
-        return pa.array([_text(v) for v in values], pa.string())
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
+        flags = pa.array(values)  # a column of JSON true/false (and null) only
+        if pa.types.is_boolean(flags.type):
+            return flags.cast(pa.string())  # "true"/"false", as _text writes them
+    return pa.array([_text(v) for v in values], pa.string())
 
 
 def check(fields: Sequence[dict], options: exact.Options = exact.DEFAULTS,
