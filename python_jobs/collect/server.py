@@ -1,8 +1,9 @@
 """The HTTP collector: POST /v1/events, GET /health (aiohttp).
 
 Requests wait in a bounded in-memory queue; one flusher writes them to raw as micro-batches
-(store.write) every --flush-events events or --flush-seconds after the oldest one arrived,
-whichever comes first, and only then answers each request. A 200 therefore means every
+(store.check, then store.write): as soon as --flush-events events wait, else at most one
+micro-batch per --flush-seconds (an event waits that long at most, plus the micro-batch in
+progress), and only after its commit answers each request. A 200 therefore means every
 event it lists as stored or duplicate is committed in raw: nothing is acknowledged that a
 crash could lose, so the collector needs no spool. SIGTERM (or SIGINT) stops accepting
 (503), writes everything queued, answers those requests and exits 0.
