@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--flush-events", type=_positive(int), default=5_000,
                        help="write a micro-batch when this many events wait (default 5000)")
     serve.add_argument("--flush-seconds", type=_positive(float), default=0.1,
-                       help="... or when the oldest waiting event is this old (default 0.1)")
+                       help="... else at most one micro-batch per this many seconds, the "
+                            "longest an event waits for one to start (default 0.1)")
     serve.add_argument("--queue-events", type=_positive(int), default=100_000,
                        help="events waiting or being written before requests get 429 "
                             "(default 100000)")

@@ -8,6 +8,7 @@ the same reasons. JSON true/false are the text true/false; null is a missing val
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,12 +44,33 @@ def _no_constants(name: str) -> None:
 
 
 # One decoder: json.loads with hooks would build a new one per call (twice the cost).
-_loads = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_no_constants).decode
+_decoder = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_no_constants)
+_loads = _decoder.decode
+_scan_once = _decoder.scan_once  # the C scanner decode() calls, without its two regexes
+_NESTED = frozenset((dict, list))
 
 
-def _event(value, text: str) -> Event:
+def _line_value(line: str):
+    """_loads(line), faster for the usual line (an object, no surrounding blanks); anything
+    else goes through _loads itself, so errors and their messages are decode()'s."""
+    if line[:1] == "{":
+        try:
+            value, end = _scan_once(line, 0)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if end == len(line):
+                return value
+    return _loads(line)
+
+
+def _event(value, text) -> Event:
+    """text: the event's text, or a function giving it (only a non-object needs it)."""
     if not isinstance(value, dict):
+        text = text if isinstance(text, str) else text()
         return Event(None, text[:MAX_LINE_CHARS], "not a JSON object")
+    if _NESTED.isdisjoint(map(type, value.values())):  # the usual event: one C-level pass
+        return Event(value)
     nested = sorted(k for k in COLUMNS if isinstance(value.get(k), (dict, list)))
     if nested:
         return Event(value, None, "; ".join(f"{k}: not a single value (an object or array)"
@@ -65,13 +87,13 @@ def parse_body(body: bytes) -> list[Event]:
         values = _loads(text)
         if not isinstance(values, list):
             raise ValueError("not a JSON array")
-        return [_event(v, json.dumps(v)) for v in values]
+        return [_event(v, lambda v=v: json.dumps(v)) for v in values]
     events = []
     for line in text.splitlines():
         if not line.strip():
             continue
         try:
-            value = _loads(line)
+            value = _line_value(line)
         except ValueError as exc:
             events.append(Event(None, line[:MAX_LINE_CHARS], f"not valid JSON: {exc}"))
             continue
@@ -88,10 +110,14 @@ def _text(value) -> str | None:
 
 
 def _column(values: list) -> pa.Array:
-    try:
+    """Values (text, True/False or None) as the text column a CSV would give."""
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array(values, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # JSON true/false among the values
-        return pa.array([_text(v) for v in values], pa.string())
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
+        flags = pa.array(values)  # a column of JSON true/false (and null) only
+        if pa.types.is_boolean(flags.type):
+            return flags.cast(pa.string())  # "true"/"false", as _text writes them
+    return pa.array([_text(v) for v in values], pa.string())
 
 
 def check(fields: Sequence[dict], options: exact.Options = exact.DEFAULTS,

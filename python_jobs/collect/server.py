@@ -1,8 +1,9 @@
 """The HTTP collector: POST /v1/events, GET /health (aiohttp).
 
 Requests wait in a bounded in-memory queue; one flusher writes them to raw as micro-batches
-(store.write) every --flush-events events or --flush-seconds after the oldest one arrived,
-whichever comes first, and only then answers each request. A 200 therefore means every
+(store.check, then store.write): as soon as --flush-events events wait, else at most one
+micro-batch per --flush-seconds (an event waits that long at most, plus the micro-batch in
+progress), and only after its commit answers each request. A 200 therefore means every
 event it lists as stored or duplicate is committed in raw: nothing is acknowledged that a
 crash could lose, so the collector needs no spool. SIGTERM (or SIGINT) stops accepting
 (503), writes everything queued, answers those requests and exits 0.
@@ -62,6 +63,7 @@ class _State:
     settings: Settings
     pending: deque = field(default_factory=deque)
     queued: int = 0  # events waiting or being written
+    taken: int = 0  # of which in a micro-batch being checked or written
     stopping: bool = False
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     counts: dict = field(default_factory=lambda: dict.fromkeys(
@@ -98,31 +100,77 @@ class _Connection:
         self.conn = None
 
 
-def _write(connection: _Connection, requests: list[store.Request], settings: Settings,
+def _write(connection: _Connection, checked: store.Checked, settings: Settings,
            ) -> store.Written:
     conn = connection.get()
     try:
-        written = store.write(conn, requests, source=f"collector {settings.host}:"
-                                                     f"{settings.port}",
-                              options=settings.options)
+        began = time.monotonic()
+        written = store.write(conn, checked, source=f"collector {settings.host}:"
+                                                    f"{settings.port}")
+        wrote = time.monotonic()
         conn.commit()
+        log.debug("micro-batch %s: %d events, write %.0f ms, commit %.0f ms",
+                  written.batch_name, len(checked.flat), (wrote - began) * 1000,
+                  (time.monotonic() - wrote) * 1000)
     except BaseException as exc:
         connection.failed(exc)
         raise
     return written
 
 
-async def _flusher(state: _State, connection: _Connection, pool: ThreadPoolExecutor) -> None:
-    """Write queued requests as micro-batches until stopped and drained."""
+def _answer(state: _State, batch: list[_Pending], size: int, written: store.Written | None,
+            exc: BaseException | None) -> None:
+    """Answer a micro-batch's requests: stored (its name) or not (the error: 503)."""
+    state.queued -= size
+    state.taken -= size
+    if written is None:
+        state.counts["failed_flushes"] += 1
+        log.error("micro-batch of %d events not written (%s): answered 503, clients "
+                  "retry", size, str(exc).strip().splitlines()[0] if str(exc) else exc)
+    else:
+        for key in ("stored", "duplicates", "rejected"):
+            state.counts[key] += getattr(written, key)
+        state.counts["batches"] += 1
+    for p in batch:
+        if not p.done.done():
+            if written is None:
+                p.done.set_exception(exc)
+            else:
+                p.done.set_result(written.batch_name)
+
+
+async def _flusher(state: _State, connection: _Connection, pool: ThreadPoolExecutor,
+                   checker: ThreadPoolExecutor) -> None:
+    """Write queued requests as micro-batches until stopped and drained.
+
+    Two stages: the contract's check of a micro-batch (checker thread, no database) runs
+    while the previous one is written and committed (pool thread, one connection), so the
+    database's work overlaps the parsing; writes stay one at a time and in order, and each
+    request is answered only after its own micro-batch committed."""
     settings = state.settings
     loop = asyncio.get_running_loop()
+    # Micro-batches start at least flush_seconds apart (counted from the start), unless
+    # flush_events wait: an event that finds the flusher idle for that long goes at once,
+    # none waits longer than flush_seconds plus the micro-batch in progress, and the
+    # registry gets at most one batch per flush_seconds at low rates.
+    last_start = time.monotonic()
+    writing: asyncio.Future | None = None
+
+    async def write(batch: list[_Pending], size: int, checked: store.Checked) -> None:
+        try:
+            written = await loop.run_in_executor(pool, _write, connection, checked, settings)
+        except Exception as exc:
+            _answer(state, batch, size, None, exc)
+        else:
+            _answer(state, batch, size, written, None)
+
     while not (state.stopping and not state.pending):
         if not state.pending:
             state.wakeup.clear()
             await state.wakeup.wait()
             continue
-        deadline = state.pending[0].arrived + settings.flush_seconds
-        while (state.queued < settings.flush_events and not state.stopping
+        deadline = max(state.pending[0].arrived, last_start + settings.flush_seconds)
+        while (state.queued - state.taken < settings.flush_events and not state.stopping
                and (left := deadline - time.monotonic()) > 0):
             state.wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -133,25 +181,19 @@ async def _flusher(state: _State, connection: _Connection, pool: ThreadPoolExecu
                                  <= settings.flush_events):
             batch.append(state.pending.popleft())
             size += len(batch[-1].request.events)
+        state.taken += size
+        last_start = time.monotonic()
         try:
-            written = await loop.run_in_executor(
-                pool, _write, connection, [p.request for p in batch], settings)
+            checked = await loop.run_in_executor(
+                checker, store.check, [p.request for p in batch], settings.options)
         except Exception as exc:
-            state.counts["failed_flushes"] += 1
-            log.error("micro-batch of %d events not written (%s): answered 503, clients "
-                      "retry", size, str(exc).strip().splitlines()[0] if str(exc) else exc)
-            for p in batch:
-                if not p.done.done():
-                    p.done.set_exception(exc)
-        else:
-            for key in ("stored", "duplicates", "rejected"):
-                state.counts[key] += getattr(written, key)
-            state.counts["batches"] += 1
-            for p in batch:
-                if not p.done.done():
-                    p.done.set_result(written.batch_name)
-        finally:
-            state.queued -= size
+            _answer(state, batch, size, None, exc)
+            continue
+        if writing is not None:  # one write at a time, in order; the next check meanwhile
+            await writing
+        writing = asyncio.ensure_future(write(batch, size, checked))
+    if writing is not None:
+        await writing
 
 
 def _json(status: int, body: dict, **headers: str) -> web.Response:
@@ -246,8 +288,9 @@ async def serve(settings: Settings, ready=None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     connection = _Connection(settings.database)
-    with ThreadPoolExecutor(1, thread_name_prefix="flusher") as pool:
-        flusher = asyncio.create_task(_flusher(state, connection, pool))
+    with (ThreadPoolExecutor(1, thread_name_prefix="flusher") as pool,
+          ThreadPoolExecutor(1, thread_name_prefix="checker") as checker):
+        flusher = asyncio.create_task(_flusher(state, connection, pool, checker))
         print(f"collector listening on http://{settings.host}:{port}/v1/events "
               f"(flush every {settings.flush_events} events or {settings.flush_seconds:g} s)",
               flush=True)

@@ -30,6 +30,12 @@ from python_jobs import contract, db, exact, load, warehouse
 from python_jobs.collect import events as ev
 
 BATCH_PREFIX = "collector:"
+# The index's predicate pattern, exactly as PostgreSQL keeps it: `%%` (two wildcards match
+# what one does) since the index was first made by a statement without parameters, which
+# psycopg2 sends as it is. The planner uses a partial index only for a query whose predicate
+# is written the same way (with `collector:%` every look-up was a sequential scan of the
+# whole table), so the index and the look-up both take this pattern as a parameter.
+OWN_ROWS = BATCH_PREFIX + "%%"
 INDEX = "listening_events_collector_event_id"
 RAW = f"{contract.RAW_SCHEMA}.{ev.TABLE.name}"
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
@@ -60,7 +66,7 @@ def ensure_schema(database: str | None) -> None:
     with db.connect(database) as conn:
         load.lock_table(conn, ev.TABLE.name)
         db.execute(conn, f"create unique index if not exists {INDEX} on {RAW} (event_id) "
-                         f"where _batch_id like '{BATCH_PREFIX}%%'")
+                         "where _batch_id like %s", (OWN_ROWS,))
 
 
 def batch_name(now: datetime) -> str:
@@ -70,21 +76,42 @@ def batch_name(now: datetime) -> str:
 def _already_stored(conn: db.Connection, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    rows = db.read_sql(conn, f"select event_id from {RAW} where _batch_id like "
-                             f"'{BATCH_PREFIX}%%' and event_id = any(%s)", (ids,))
+    rows = db.read_sql(conn, f"select event_id from {RAW} where _batch_id like %s "
+                             "and event_id = any(%s)", (OWN_ROWS, ids))
     return set(rows["event_id"])
 
 
-def write(conn: db.Connection, requests: Sequence[Request], *, source: str,
+@dataclass(frozen=True)
+class Checked:
+    """Requests whose events went through the contract's check (store.check), ready to be
+    written: (request, index, event) of every event, the positions of those shaped like an
+    event, their typed rows and their reasons ('' = good)."""
+
+    requests: Sequence[Request]
+    flat: list[tuple[Request, int, ev.Event]]
+    shaped: list[int]
+    typed: pd.DataFrame
+    reasons: np.ndarray
+
+
+def check(requests: Sequence[Request], options: exact.Options = exact.DEFAULTS) -> Checked:
+    """The contract's check of the requests' events. No database: the server runs it for
+    the next micro-batch while the previous one is being written."""
+    flat = [(r, i, e) for r in requests for i, e in enumerate(r.events)]
+    shaped = [k for k, (_, _, e) in enumerate(flat) if e.problem is None]
+    typed, reasons = ev.check([flat[k][2].fields for k in shaped], options)
+    return Checked(requests, flat, shaped, typed, reasons)
+
+
+def write(conn: db.Connection, requests: Sequence[Request] | Checked, *, source: str,
           options: exact.Options = exact.DEFAULTS) -> Written:
     """Store the requests' good events once each, reject the others with reasons, register
     the micro-batch; fills each request's status and reasons. The caller commits."""
-    flat = [(r, i, e) for r in requests for i, e in enumerate(r.events)]
-    for r in requests:
+    checked = requests if isinstance(requests, Checked) else check(requests, options)
+    flat, shaped, typed, reasons = checked.flat, checked.shaped, checked.typed, checked.reasons
+    for r in checked.requests:
         r.status = [REJECTED] * len(r.events)
         r.reasons = [None] * len(r.events)
-    shaped = [k for k, (_, _, e) in enumerate(flat) if e.problem is None]
-    typed, reasons = ev.check([flat[k][2].fields for k in shaped], options)
     good = reasons == ""
     now = datetime.now(UTC).replace(tzinfo=None)
     name = batch_name(now)

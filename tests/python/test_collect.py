@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,11 +15,14 @@ import sys
 import threading
 import time
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import requests
 
-from python_jobs import config, db
+from python_jobs import config, contract, db
 from python_jobs.collect import client, store
+from python_jobs.collect import events as ev
 
 TOKEN = "test-token-" + "x" * 20
 # 1,000 generated sessions are about 15k events (their own repeated deliveries included),
@@ -238,3 +242,94 @@ def test_the_collectors_index_leaves_file_loads_alone(fresh_database):
                              "started_at, ms_played, _batch_id, _loaded_at) values ('c', 1, "
                              "'t', '2026-03-01', 1, %s, now())", (f"collector:{n}",))
 
+
+
+def _reference_body(body: bytes) -> list:
+    """The collector's parsing as first written (json's decode per line, every contract
+    column looked at for nested values): what the fast path must give exactly."""
+    def no_constants(name):
+        raise ValueError(f"{name} is not a JSON number")
+
+    decode = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=no_constants).decode
+    out = []
+    for line in body.decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            value = decode(line)
+        except ValueError as exc:
+            out.append((None, line[:ev.MAX_LINE_CHARS], f"not valid JSON: {exc}"))
+            continue
+        if not isinstance(value, dict):
+            out.append((None, line[:ev.MAX_LINE_CHARS], "not a JSON object"))
+            continue
+        nested = sorted(k for k in ev.COLUMNS if isinstance(value.get(k), (dict, list)))
+        out.append((value, None, "; ".join(f"{k}: not a single value (an object or array)"
+                                           for k in nested) or None))
+    return out
+
+
+def _mutated_lines(rng: random.Random, n: int) -> list[str]:
+    """Generated events, most valid, the others broken in one of many ways."""
+    values = {"user_id": ["7", "-0", "3.0", "1e3", "9223372036854775808", "1.5", "true",
+                          '"12"', '" 12 "', "null", '""', '"NA"', "[1]", "{}"],
+              "ms_played": ["0", "2147483648", '"3.0"', "-1", "false", '"abc"', "1E2"],
+              "started_at": ['"2026-03-01T10:00:00Z"', '"2026-03-01 10:00:00.1234567+05:30"',
+                             '"2026-02-30"', "1767225600", '"now"', "null", '"\\u0000"'],
+              "is_shuffle": ["true", "false", '"yes"', '"maybe"', "null", "1", "0", '"T"'],
+              "device": ['"mobile"', '"fridge"', '"MOBILE"', "null", "true"],
+              "position_in_context": ["1", "0", '"2"', "2.0", "-3"],
+              "track_id": ['"t1"', '"a\\u0000b"', '"\\u00e9t\\u2028x"', "null", '{"a": 1}']}
+    lines = []
+    for i in range(n):
+        event = {"event_id": f'"e{i}"', "user_id": "7", "track_id": '"t1"',
+                 "started_at": '"2026-03-01T10:00:00Z"', "ms_played": "1000"}
+        for _ in range(rng.choice((0, 0, 1, 2, 3))):
+            column = rng.choice(list(values))
+            event[column] = rng.choice(values[column])
+        if rng.random() < 0.1:
+            del event[rng.choice(list(event))]
+        text = "{" + ", ".join(f'"{k}": {v}' for k, v in event.items()) + "}"
+        kind = rng.random()
+        if kind < 0.03:
+            text = " " + text + " "
+        elif kind < 0.06:
+            text = text[:rng.randrange(1, len(text))]
+        elif kind < 0.08:
+            text = rng.choice(["[1, 2]", '"text"', "42", "NaN", '{"a": NaN}', "{} {}",
+                               '{"event_id": "x"} extra', '{"a": 1, "a": [2]}', "\t"])
+        lines.append(text)
+    return lines
+
+
+def test_the_fast_parsing_path_gives_the_reference_results():
+    """parse_body and events.check (fast paths: the C scanner per line, a one-pass nested
+    test, a boolean column cast by Arrow) against the plain decoding and a column of _text
+    values through contract.check, over thousands of generated valid and broken events."""
+    rng = random.Random(22)
+    lines = _mutated_lines(rng, 3_000)
+    body = ("\n".join(lines) + "\n").encode()
+    fast = ev.parse_body(body)
+    reference = _reference_body(body)
+    assert [(e.fields, e.text, e.problem) for e in fast] == reference
+    shaped = [e.fields for e in fast if e.problem is None]
+    assert 1_000 < len(shaped) < len(fast)
+    typed, reasons = ev.check(shaped)
+    columns = {name: pa.array([ev._text(f.get(name)) for f in shaped], pa.string())
+               for name in ev.COLUMNS}
+    want_typed, want_reasons = contract.check(ev.TABLE, columns, len(shaped))
+    assert list(reasons) == [r.rstrip("; ") for r in want_reasons]
+    pd.testing.assert_frame_equal(typed, want_typed)
+    assert 0 < (reasons == "").sum() < len(shaped)  # both kinds really occur
+
+
+def test_the_look_up_of_stored_ids_uses_the_collectors_index(fresh_database):
+    """The partial index serves the exactly-once look-up only if the query's predicate is
+    written as the index's (a sequential scan of all of raw otherwise)."""
+    database = fresh_database("collect_plan")
+    store.ensure_schema(database)
+    with db.connect(database) as conn:
+        db.execute(conn, "set enable_seqscan = off")
+        plan = db.read_sql(conn, f"explain select event_id from {store.RAW} where _batch_id "
+                                 "like %s and event_id = any(%s)", (store.OWN_ROWS, ["a"]))
+    assert store.INDEX in " ".join(plan.iloc[:, 0])
