@@ -260,22 +260,22 @@ user_windows_added as (
     from pair_history_added
 ),
 
-{#- one CTE per (user, x) key, each over the previous one: the same running counts -#}
+-- one CTE per (user, x) key, each over the previous one, with the same running counts
 {%- set pair_keys = [('track', 'track_id'), ('artist', 'artist_id'), ('genre', 'genre')] %}
 {%- for name, key in pair_keys %}
-{%- set previous = 'user' if loop.first else pair_keys[loop.index0 - 1][0] %}
+    {%- set previous = 'user' if loop.first else pair_keys[loop.index0 - 1][0] %}
 
-{{ name }}_windows_added as (
-    select
-        *,
-        {{ name }}_history_play_count + row_number() over (
-            partition by user_id, {{ key }} order by played_at, play_id
-        ) - 1 as prior_{{ name }}_play_count,
-        {{ name }}_history_skip_count + coalesce(sum(skip_flag) over (
-            partition by user_id, {{ key }} order by played_at, play_id {{ before }}
-        ), 0) as prior_{{ name }}_skip_count
-    from {{ previous }}_windows_added
-),
+    {{ name }}_windows_added as (
+        select
+            *,
+            {{ name }}_history_play_count + row_number() over (
+                partition by user_id, {{ key }} order by played_at, play_id
+            ) - 1 as prior_{{ name }}_play_count,
+            {{ name }}_history_skip_count + coalesce(sum(skip_flag) over (
+                partition by user_id, {{ key }} order by played_at, play_id {{ before }}
+            ), 0) as prior_{{ name }}_skip_count
+        from {{ previous }}_windows_added
+    ),
 {%- endfor %}
 
 -- the most plays of any one genre before this play: the largest running genre count (that
