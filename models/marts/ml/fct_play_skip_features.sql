@@ -260,41 +260,23 @@ user_windows_added as (
     from pair_history_added
 ),
 
-track_windows_added as (
-    select
-        *,
-        track_history_play_count + row_number() over (
-            partition by user_id, track_id order by played_at, play_id
-        ) - 1 as prior_track_play_count,
-        track_history_skip_count + coalesce(sum(skip_flag) over (
-            partition by user_id, track_id order by played_at, play_id {{ before }}
-        ), 0) as prior_track_skip_count
-    from user_windows_added
-),
+-- one CTE per (user, x) key, each over the previous one, with the same running counts
+{%- set pair_keys = [('track', 'track_id'), ('artist', 'artist_id'), ('genre', 'genre')] %}
+{%- for name, key in pair_keys %}
+    {%- set previous = 'user' if loop.first else pair_keys[loop.index0 - 1][0] %}
 
-artist_windows_added as (
-    select
-        *,
-        artist_history_play_count + row_number() over (
-            partition by user_id, artist_id order by played_at, play_id
-        ) - 1 as prior_artist_play_count,
-        artist_history_skip_count + coalesce(sum(skip_flag) over (
-            partition by user_id, artist_id order by played_at, play_id {{ before }}
-        ), 0) as prior_artist_skip_count
-    from track_windows_added
-),
-
-genre_windows_added as (
-    select
-        *,
-        genre_history_play_count + row_number() over (
-            partition by user_id, genre order by played_at, play_id
-        ) - 1 as prior_genre_play_count,
-        genre_history_skip_count + coalesce(sum(skip_flag) over (
-            partition by user_id, genre order by played_at, play_id {{ before }}
-        ), 0) as prior_genre_skip_count
-    from artist_windows_added
-),
+    {{ name }}_windows_added as (
+        select
+            *,
+            {{ name }}_history_play_count + row_number() over (
+                partition by user_id, {{ key }} order by played_at, play_id
+            ) - 1 as prior_{{ name }}_play_count,
+            {{ name }}_history_skip_count + coalesce(sum(skip_flag) over (
+                partition by user_id, {{ key }} order by played_at, play_id {{ before }}
+            ), 0) as prior_{{ name }}_skip_count
+        from {{ previous }}_windows_added
+    ),
+{%- endfor %}
 
 -- the most plays of any one genre before this play: the largest running genre count (that
 -- play included) of the earlier plays
