@@ -44,8 +44,9 @@
 
 
 {#- The keys an incremental run of such a model recomputes, as a query, or none when the whole
-    table is built. `upstream`: the relation the model sums, keyed on `upstream_day_column`. -#}
-{% macro incremental_changed_keys(keys, upstream, upstream_day_column) %}
+    table is built. `upstream`: the relation the model sums, keyed on `upstream_day_column`;
+    `last_day_column` as given to incremental_by_key. -#}
+{% macro incremental_changed_keys(keys, last_day_column, upstream, upstream_day_column) %}
     {%- if not is_incremental() -%}{{ return(none) }}{%- endif -%}
     {%- set since = incremental_window_start() -%}
     {%- set query -%}
@@ -53,7 +54,7 @@
         where {{ upstream_day_column }} >= {{ since }}
         union
         select {{ keys | join(', ') }} from {{ this }}
-        where {{ config.get('rebuild_day_column') }} >= {{ since }}
+        where {{ last_day_column }} >= {{ since }}
     {%- endset -%}
     {{ return(query) }}
 {% endmacro %}

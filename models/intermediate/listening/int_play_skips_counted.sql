@@ -42,8 +42,16 @@ plays_described as (
     select
         plays.played_date,
         coalesce(tracks.genre, 'unknown') as genre,
-        plays.hour_of_day,
-        plays.iso_day_of_week,
+        lpad(cast(plays.hour_of_day as {{ dbt.type_string() }}), 2, '0') as hour_of_day,
+        case plays.iso_day_of_week
+            when 1 then '1-mon'
+            when 2 then '2-tue'
+            when 3 then '3-wed'
+            when 4 then '4-thu'
+            when 5 then '5-fri'
+            when 6 then '6-sat'
+            when 7 then '7-sun'
+        end as weekday_label,
         users.tier,
         coalesce(plays.context_type, 'unknown') as context_type,
         -- zero-padded bands sort in order as text
@@ -69,7 +77,7 @@ combinations_counted as (
         played_date,
         genre,
         hour_of_day,
-        iso_day_of_week,
+        weekday_label,
         tier,
         context_type,
         position_band,
@@ -82,44 +90,24 @@ combinations_counted as (
         played_date,
         genre,
         hour_of_day,
-        iso_day_of_week,
+        weekday_label,
         tier,
         context_type,
         position_band
 ),
 
-{%- set dimensions = [
-    ('genre', 'genre'),
-    ('hour_of_day', "lpad(cast(hour_of_day as " ~ dbt.type_string() ~ "), 2, '0')"),
-    ('weekday', "case iso_day_of_week when 1 then '1-mon' when 2 then '2-tue' when 3 then '3-wed'"
-        ~ " when 4 then '4-thu' when 5 then '5-fri' when 6 then '6-sat' when 7 then '7-sun' end"),
-    ('tier', 'tier'),
-    ('context_type', 'context_type'),
-    ('position_band', 'position_band'),
-] %}
-
 unpivoted as (
-    {%- for dimension, value in dimensions %}
-        {%- if not loop.first %}
-    union all
-        {%- endif %}
-    select
-        played_date,
-        '{{ dimension }}' as dimension,
-        {{ value }} as dimension_value,
-        play_count,
-        skip_count,
-        source_skip_count,
-        source_labelled_play_count
-    from combinations_counted
-    {%- endfor %}
+    {{ segment_rows('combinations_counted', [
+        ('genre', 'genre'), ('hour_of_day', 'hour_of_day'), ('weekday', 'weekday_label'),
+        ('tier', 'tier'), ('context_type', 'context_type'), ('position_band', 'position_band'),
+    ]) }}
 ),
 
 aggregated as (
     select
         played_date,
-        dimension,
-        dimension_value,
+        segment_type as dimension,
+        segment_value as dimension_value,
         cast(sum(play_count) as {{ dbt.type_bigint() }}) as play_count,
         cast(sum(skip_count) as {{ dbt.type_bigint() }}) as skip_count,
         cast(sum(source_skip_count) as {{ dbt.type_bigint() }}) as source_skip_count,
@@ -127,8 +115,8 @@ aggregated as (
     from unpivoted
     group by
         played_date,
-        dimension,
-        dimension_value
+        segment_type,
+        segment_value
 )
 
 select * from aggregated

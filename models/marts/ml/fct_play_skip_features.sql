@@ -155,12 +155,13 @@ track_history as (
         sum(play_count) as play_count,
         sum(skip_count) as skip_count
     from user_track_days
-    where exists (
-        select 1 from window_inputs
-        where
-            window_inputs.user_id = user_track_days.user_id
-            and window_inputs.track_id = user_track_days.track_id
-    )
+    where
+        exists (
+            select 1 from window_inputs
+            where
+                window_inputs.user_id = user_track_days.user_id
+                and window_inputs.track_id = user_track_days.track_id
+        )
     group by
         user_id,
         track_id
@@ -173,12 +174,13 @@ artist_history as (
         sum(play_count) as play_count,
         sum(skip_count) as skip_count
     from user_track_days
-    where exists (
-        select 1 from window_inputs
-        where
-            window_inputs.user_id = user_track_days.user_id
-            and window_inputs.artist_id = user_track_days.artist_id
-    )
+    where
+        exists (
+            select 1 from window_inputs
+            where
+                window_inputs.user_id = user_track_days.user_id
+                and window_inputs.artist_id = user_track_days.artist_id
+        )
     group by
         user_id,
         artist_id
