@@ -113,18 +113,6 @@ user_days as (
     where session_date < {{ window_start }}
 ),
 
-user_track_days as (
-    select
-        user_id,
-        track_id,
-        artist_id,
-        genre,
-        play_count,
-        skip_count
-    from {{ ref('int_user_track_days_aggregated') }}
-    where session_date < {{ window_start }}
-),
-
 window_users as (
     select distinct user_id from window_inputs
 ),
@@ -147,43 +135,46 @@ user_history as (
 
 -- per (user, track) and (user, artist): only the pairs the rebuilt plays meet, so a daily
 -- run aggregates the history of the tracks and artists played that day, not of every track
--- the active users ever played
+-- the active users ever played. Each reads the day aggregate itself: a CTE read three times
+-- would be materialised, to disk.
 track_history as (
     select
-        user_id,
-        track_id,
-        sum(play_count) as play_count,
-        sum(skip_count) as skip_count
-    from user_track_days
+        user_track_days.user_id,
+        user_track_days.track_id,
+        sum(user_track_days.play_count) as play_count,
+        sum(user_track_days.skip_count) as skip_count
+    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
     where
-        exists (
+        user_track_days.session_date < {{ window_start }}
+        and exists (
             select 1 from window_inputs
             where
                 window_inputs.user_id = user_track_days.user_id
                 and window_inputs.track_id = user_track_days.track_id
         )
     group by
-        user_id,
-        track_id
+        user_track_days.user_id,
+        user_track_days.track_id
 ),
 
 artist_history as (
     select
-        user_id,
-        artist_id,
-        sum(play_count) as play_count,
-        sum(skip_count) as skip_count
-    from user_track_days
+        user_track_days.user_id,
+        user_track_days.artist_id,
+        sum(user_track_days.play_count) as play_count,
+        sum(user_track_days.skip_count) as skip_count
+    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
     where
-        exists (
+        user_track_days.session_date < {{ window_start }}
+        and exists (
             select 1 from window_inputs
             where
                 window_inputs.user_id = user_track_days.user_id
                 and window_inputs.artist_id = user_track_days.artist_id
         )
     group by
-        user_id,
-        artist_id
+        user_track_days.user_id,
+        user_track_days.artist_id
 ),
 
 -- every genre of the active users: the top genre is the largest of them
@@ -193,9 +184,10 @@ genre_history as (
         user_track_days.genre,
         sum(user_track_days.play_count) as play_count,
         sum(user_track_days.skip_count) as skip_count
-    from user_track_days
+    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
     inner join window_users
         on user_track_days.user_id = window_users.user_id
+    where user_track_days.session_date < {{ window_start }}
     group by
         user_track_days.user_id,
         user_track_days.genre
