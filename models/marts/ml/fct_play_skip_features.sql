@@ -7,8 +7,9 @@
     Incremental by session_date, like int_plays_sessionized, so every session is rebuilt
     whole. History = the running totals of the user-day and user-track-day tables before the
     first rebuilt day, plus windows over the rebuilt plays (frames end at `1 preceding`). A
-    full refresh uses the same code with a window starting in 1900, so the history part is
-    empty and the windows cover everything: the two paths are one.
+    full refresh uses the same code with a window starting in 1900 and a history filter that
+    is a constant false (so the planner drops those scans): the history part is empty and the
+    windows cover everything, the two paths are one.
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
@@ -23,8 +24,11 @@
 ) }}
 {%- if is_incremental() -%}
     {%- set window_start = incremental_window_start() -%}
+    {%- set before_window = '@ < ' ~ window_start -%}
 {%- else -%}
     {%- set window_start = "cast('1900-01-01' as date)" -%}
+    {#- no history before a full build's window: a constant the planner drops, with the scans -#}
+    {%- set before_window = '1 = 0' -%}
 {%- endif %}
 {%- set user_order = 'partition by user_id order by session_started_at, played_at, play_id' -%}
 {%- set before = 'rows between unbounded preceding and 1 preceding' %}
@@ -110,7 +114,7 @@ user_days as (
         kept_audio_play_count,
         kept_energy_sum
     from {{ ref('int_user_days_engagement') }}
-    where session_date < {{ window_start }}
+    where {{ before_window | replace('@', 'session_date') }}
 ),
 
 window_users as (
@@ -145,7 +149,7 @@ track_history as (
         sum(user_track_days.skip_count) as skip_count
     from {{ ref('int_user_track_days_aggregated') }} as user_track_days
     where
-        user_track_days.session_date < {{ window_start }}
+        {{ before_window | replace('@', 'user_track_days.session_date') }}
         and exists (
             select 1 from window_inputs
             where
@@ -165,7 +169,7 @@ artist_history as (
         sum(user_track_days.skip_count) as skip_count
     from {{ ref('int_user_track_days_aggregated') }} as user_track_days
     where
-        user_track_days.session_date < {{ window_start }}
+        {{ before_window | replace('@', 'user_track_days.session_date') }}
         and exists (
             select 1 from window_inputs
             where
@@ -187,7 +191,7 @@ genre_history as (
     from {{ ref('int_user_track_days_aggregated') }} as user_track_days
     inner join window_users
         on user_track_days.user_id = window_users.user_id
-    where user_track_days.session_date < {{ window_start }}
+    where {{ before_window | replace('@', 'user_track_days.session_date') }}
     group by
         user_track_days.user_id,
         user_track_days.genre
