@@ -16,10 +16,13 @@
     {% if target.type == 'spark' %}
         {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
     {% endif %}
+    {#- Postgres: the delete+insert's delete finds the keys through the unique index -#}
+    {%- set indexed = {} if target.type == 'duckdb' else {'indexes': [
+        {'columns': keys, 'unique': true}, {'columns': [last_day_column]}]} -%}
     {% if as_of_var and var(as_of_var) %}
-        {{ return({'materialized': 'table', 'post_hook': [
+        {{ return(dict(indexed, materialized='table', post_hook=[
             "delete from {{ incremental_state_relation() }}"
-            ~ " where watermark_name = '{{ incremental_watermark_name() }}'"]}) }}
+            ~ " where watermark_name = '{{ incremental_watermark_name() }}'"])) }}
     {% endif %}
     {%- set change_driven = {
         'materialized': 'incremental',
@@ -34,12 +37,7 @@
         ],
         'on_schema_change': 'fail',
     } -%}
-    {% if target.type == 'duckdb' %}
-        {{ return(change_driven) }}
-    {% endif %}
-    {#- the delete+insert's delete finds the keys through the unique index -#}
-    {{ return(dict(change_driven, indexes=[{'columns': keys, 'unique': true},
-                                           {'columns': [last_day_column]}])) }}
+    {{ return(dict(change_driven, **indexed)) }}
 {% endmacro %}
 
 

@@ -12,15 +12,33 @@ with as_of as (
 ),
 
 -- per (user, artist) and (user, track) state, summed up to the as-of day
+user_artists as (
+    select
+        user_id,
+        artist_id,
+        genre,
+        first_played_date,
+        play_count
+    from {{ ref('int_user_artists_summarised') }}
+),
+
+user_track_pairs as (
+    select user_id from {{ ref('int_user_tracks_summarised') }}
+),
+
+user_days as (
+    select
+        user_id,
+        session_date,
+        play_count
+    from {{ ref('int_user_days_engagement') }}
+),
+
 artists as (
     select
-        user_artists.user_id,
-        user_artists.artist_id,
-        user_artists.genre,
-        user_artists.first_played_date,
-        user_artists.play_count,
+        user_artists.*,
         as_of.as_of_date
-    from {{ ref('int_user_artists_summarised') }} as user_artists
+    from user_artists
     cross join as_of
 ),
 
@@ -28,7 +46,7 @@ user_tracks as (
     select
         user_id,
         count(*) as distinct_track_count
-    from {{ ref('int_user_tracks_summarised') }}
+    from user_track_pairs
     group by user_id
 ),
 
@@ -36,7 +54,7 @@ recent_plays as (
     select
         user_days.user_id,
         sum(user_days.play_count) as play_count_last_28d
-    from {{ ref('int_user_days_engagement') }} as user_days
+    from user_days
     cross join as_of
     where
         user_days.session_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}

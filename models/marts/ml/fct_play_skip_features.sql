@@ -117,6 +117,38 @@ user_days as (
     where {{ before_window | replace('@', 'session_date') }}
 ),
 
+-- the day aggregate once per history CTE below, each read once: a CTE read several times
+-- would be materialised, to disk
+user_track_days_for_tracks as (
+    select
+        user_id,
+        track_id,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
+user_track_days_for_artists as (
+    select
+        user_id,
+        artist_id,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
+user_track_days_for_genres as (
+    select
+        user_id,
+        genre,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
 window_users as (
     select distinct user_id from window_inputs
 ),
@@ -139,18 +171,16 @@ user_history as (
 
 -- per (user, track) and (user, artist): only the pairs the rebuilt plays meet, so a daily
 -- run aggregates the history of the tracks and artists played that day, not of every track
--- the active users ever played. Each reads the day aggregate itself: a CTE read three times
--- would be materialised, to disk.
+-- the active users ever played
 track_history as (
     select
         user_track_days.user_id,
         user_track_days.track_id,
         sum(user_track_days.play_count) as play_count,
         sum(user_track_days.skip_count) as skip_count
-    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
+    from user_track_days_for_tracks as user_track_days
     where
-        {{ before_window | replace('@', 'user_track_days.session_date') }}
-        and exists (
+        exists (
             select 1 from window_inputs
             where
                 window_inputs.user_id = user_track_days.user_id
@@ -167,10 +197,9 @@ artist_history as (
         user_track_days.artist_id,
         sum(user_track_days.play_count) as play_count,
         sum(user_track_days.skip_count) as skip_count
-    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
+    from user_track_days_for_artists as user_track_days
     where
-        {{ before_window | replace('@', 'user_track_days.session_date') }}
-        and exists (
+        exists (
             select 1 from window_inputs
             where
                 window_inputs.user_id = user_track_days.user_id
@@ -188,10 +217,9 @@ genre_history as (
         user_track_days.genre,
         sum(user_track_days.play_count) as play_count,
         sum(user_track_days.skip_count) as skip_count
-    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
+    from user_track_days_for_genres as user_track_days
     inner join window_users
         on user_track_days.user_id = window_users.user_id
-    where {{ before_window | replace('@', 'user_track_days.session_date') }}
     group by
         user_track_days.user_id,
         user_track_days.genre
