@@ -3,7 +3,7 @@
     the user features (int_user_genre_diversity), kept by key: an incremental run recomputes
     only the (user, track) pairs a change touched
     (incremental_by_key). -#}
-{{ config(**incremental_by_key(['user_id', 'track_id'], 'last_played_date',
+{{ config(**incremental_by_key(['user_id', 'track_id'], 'first_played_date', 'last_played_date',
                                days_before=session_history_days(),
                                as_of_var='features_as_of_date')) }}
 {%- set changed_keys = incremental_changed_keys(
