@@ -1,5 +1,7 @@
 {#- pre-hook: empty every day from the first rebuilt day on, so a day whose rows were all
-    removed ends up empty too. -#}
+    removed ends up empty too. When that is every day an intermediate table holds (a backfill
+    of its oldest days), truncate: deleting every row one by one costs more than building
+    them. Not marts: a truncate blocks their readers (Tableau) until the build commits. -#}
 {% macro incremental_clear_days() %}
     {{ return(adapter.dispatch('incremental_clear_days')()) }}
 {% endmacro %}
@@ -9,7 +11,15 @@
     {%- set first_day = incremental_first_rebuilt_day() -%}
     {%- set recorded = incremental_record_rebuilt_day(first_day) -%}
     {%- if first_day is none or not is_incremental() -%}{{ return(recorded) }}{%- endif -%}
-    {{ return('delete from ' ~ this ~ ' where ' ~ config.get('rebuild_day_column')
+    {%- set day_column = config.get('rebuild_day_column') -%}
+    {%- if config.get('unlogged') -%}
+        {%- set oldest = run_query('select cast(min(' ~ day_column ~ ') as '
+                                   ~ dbt.type_string() ~ ') from ' ~ this).rows[0][0] -%}
+        {%- if oldest is none or first_day <= oldest[:10] -%}
+            {{ return('truncate table ' ~ this ~ ';\n' ~ recorded) }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return('delete from ' ~ this ~ ' where ' ~ day_column
               ~ " >= cast('" ~ first_day ~ "' as date);\n" ~ recorded) }}
 {% endmacro %}
 

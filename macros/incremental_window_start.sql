@@ -6,8 +6,9 @@
       raw tables the model reads (incremental_source_tables); a change with no day range (a
       dimension table, or a batch without dated rows) touches every day;
     - minus the model's `rebuild_days_before` (see incremental_by_day);
-    - or, if earlier, var incremental_lookback_days before the newest day already built
-      (late events that arrive without a new batch; nothing depends on it being right).
+    - or, if earlier and var incremental_lookback_days is not 0 (the default), that many
+      days before the newest day already built (rows written without a registry entry;
+      nothing depends on it being right).
 
     Every day from there on is rebuilt, so anything that depends on an earlier day (a
     user's running history, a session across midnight) is rebuilt too. Nothing changed and
@@ -51,12 +52,20 @@
     {%- set newest_built -%}
         (select max({{ day_column }}) from {{ this }}{{ ' where ' ~ where if where }})
     {%- endset -%}
+    {%- set first_day -%}
+        {{ dbt.dateadd('day', -days_before, first_changed) }}
+    {%- endset -%}
+    {%- if var('incremental_lookback_days') > 0 -%}
+        {%- set first_day -%}
+            least(
+                {{ first_day }},
+                {{ dbt.dateadd('day', -var('incremental_lookback_days'), newest_built) }}
+            )
+        {%- endset -%}
+    {%- endif -%}
     {%- set query -%}
         select
-            cast(least(
-                {{ dbt.dateadd('day', -days_before, first_changed) }},
-                {{ dbt.dateadd('day', -var('incremental_lookback_days'), newest_built) }}
-            ) as {{ dbt.type_string() }}) as first_day,
+            cast({{ first_day }} as {{ dbt.type_string() }}) as first_day,
             (select count(*) from (select 1 as one from {{ this }} limit 1) as probe) as row_count
     {%- endset -%}
     {%- set result = run_query(query).rows[0] -%}

@@ -19,19 +19,21 @@ TEST_PREFIX = os.environ.get("TEST_DATABASE_PREFIX", "test_")
 # Modules that share one built database (python_jobs.report_demo.shared) run on one worker.
 SHARED_GROUPS = {"test_report": "consumers", "test_r_scripts": "consumers",
                  "test_workbook": "consumers"}
-# The longest modules first, so that under `-n 2` neither worker is left with a long tail.
-SLOWEST_FIRST = ["test_spark", "test_incremental", "test_train", "test_collect",
-                 "test_dbt_core", "test_project_quality", "test_duckdb", "consumers"]
+# The longest modules first, so that under `-n 2` neither worker is left with a long tail
+# (their order in the last CI's --durations).
+SLOWEST_FIRST = ["test_spark", "test_incremental", "test_dbt_core", "test_train",
+                 "test_features", "consumers", "test_retention_funnels", "test_duckdb"]
 
 
-def _unit(module: str) -> str:
-    """The unit of work a test module belongs to under pytest-xdist."""
+def _unit(nodeid: str) -> str:
+    """The unit of work a test belongs to under pytest-xdist: its module, or its group."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
     return SHARED_GROUPS.get(module, module)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        unit = _unit(item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py"))
+        unit = _unit(item.nodeid)
         return SLOWEST_FIRST.index(unit) if unit in SLOWEST_FIRST else len(SLOWEST_FIRST)
 
     items.sort(key=rank)  # stable: a module's own order is kept
@@ -44,7 +46,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return _unit(nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py"))
+            return _unit(nodeid)
 
     return ModuleScheduling(config, log)
 

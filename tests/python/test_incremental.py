@@ -33,7 +33,8 @@ INCREMENTAL = {
     "intermediate": ["int_plays_flagged", "int_plays_sessionized", "int_user_days_active",
                      "int_user_days_engagement", "int_user_track_days_aggregated",
                      "int_user_hours_aggregated", "int_context_runs", "int_playlist_plays_runs",
-                     "int_plays_enriched"],
+                     "int_plays_enriched", "int_play_skips_counted",
+                     "int_user_artists_summarised", "int_user_tracks_summarised"],
     "marts": ["fct_plays", "fct_sessions", "fct_playlist_runs", "fct_play_skip_features",
               "fct_session_training"],
 }
@@ -301,3 +302,29 @@ def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_b
     wh.dbt("run", "--full-refresh", *MODELS)
     full = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
     _assert_equal(incremental, full, keys, "a tier change, then a plain run")
+
+
+def test_a_backtest_as_of_an_earlier_day_then_a_plain_run_gives_the_full_refresh(warehouse_built):
+    """features_as_of_date limits the per-key state (int_user_artists_summarised, ...) to the
+    days up to it: that build is whole and forgets the state's watermark, so the next plain
+    run rebuilds every key. The state of the backtest must hold no later play, and after the
+    plain run every model must equal a full refresh."""
+    wh, _ = warehouse_built
+    keys = _keys(wh)
+    wh.build()
+    first, last = wh.day_range()
+    as_of = first + (last - first) / 2
+    wh.dbt("run", "--select", "+fct_user_features", "--vars", f"{{features_as_of_date: '{as_of}'}}")
+    with db.connect(DATABASE) as conn:
+        later = db.read_sql(conn, """
+            select count(*) as n from intermediate.int_user_artists_summarised
+            where last_played_date > %s""", (as_of,)).iloc[0]["n"]
+        features = db.read_sql(conn, "select count(*) as n from marts.fct_user_features")
+    assert later == 0 and features.iloc[0]["n"] > 0
+    wh.build()
+    built = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
+             **wh.incremental_tables()}
+    wh.dbt("run", "--full-refresh", *MODELS)
+    full = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
+            **wh.incremental_tables()}
+    _assert_equal(built, full, keys, "a backtest as of an earlier day, then a plain run")

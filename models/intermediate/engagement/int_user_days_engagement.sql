@@ -52,6 +52,8 @@ aggregated as (
         sum(case when is_shuffle then 1 else 0 end) as shuffle_play_count,
         sum(case when has_audio_features then 1 else 0 end) as audio_play_count,
         sum(energy) as energy_sum,
+        sum(case when has_audio_features then 1 - skip_flag else 0 end) as kept_audio_play_count,
+        sum(energy * (1 - skip_flag)) as kept_energy_sum,
         sum(energy * energy) as energy_square_sum,
         sum(valence) as valence_sum,
         sum(valence * valence) as valence_square_sum,

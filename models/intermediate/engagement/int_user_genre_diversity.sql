@@ -1,5 +1,7 @@
 {#- One row per user with a play on or before the as-of day: diversity of genres and
-    artists. A track's genre is its artist's primary genre, so artists nest in genres.
+    artists, from the per-(user, artist) and per-(user, track) state (incremental by key, so
+    a daily run sums small tables, not every user x track x day). A track's genre is its
+    artist's primary genre, so artists nest in genres.
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
     whose first play falls in the period. -#}
@@ -9,37 +11,55 @@ with as_of as (
     select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
 ),
 
-user_track_days as (
-    select * from {{ ref('int_user_track_days_aggregated') }}
-),
-
-track_days_in_scope as (
-    select
-        user_track_days.*,
-        as_of.as_of_date,
-        case
-            when user_track_days.session_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
-                then user_track_days.play_count
-            else 0
-        end as play_count_last_28d
-    from user_track_days
-    cross join as_of
-    where user_track_days.session_date <= as_of.as_of_date
-),
-
-artists as (
+-- per (user, artist) and (user, track) state, summed up to the as-of day
+user_artists as (
     select
         user_id,
         artist_id,
         genre,
-        max(as_of_date) as as_of_date,
-        min(session_date) as first_played_date,
-        sum(play_count) as play_count
-    from track_days_in_scope
-    group by
+        first_played_date,
+        play_count
+    from {{ ref('int_user_artists_summarised') }}
+),
+
+user_track_pairs as (
+    select user_id from {{ ref('int_user_tracks_summarised') }}
+),
+
+user_days as (
+    select
         user_id,
-        artist_id,
-        genre
+        session_date,
+        play_count
+    from {{ ref('int_user_days_engagement') }}
+),
+
+artists as (
+    select
+        user_artists.*,
+        as_of.as_of_date
+    from user_artists
+    cross join as_of
+),
+
+user_tracks as (
+    select
+        user_id,
+        count(*) as distinct_track_count
+    from user_track_pairs
+    group by user_id
+),
+
+recent_plays as (
+    select
+        user_days.user_id,
+        sum(user_days.play_count) as play_count_last_28d
+    from user_days
+    cross join as_of
+    where
+        user_days.session_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
+        and user_days.session_date <= as_of.as_of_date
+    group by user_days.user_id
 ),
 
 genres as (
@@ -57,12 +77,16 @@ genres as (
 
 user_totals as (
     select
-        user_id,
-        sum(play_count) as play_count,
-        sum(play_count_last_28d) as play_count_last_28d,
-        count(distinct track_id) as distinct_track_count
-    from track_days_in_scope
-    group by user_id
+        artists.user_id,
+        sum(artists.play_count) as play_count,
+        coalesce(max(recent_plays.play_count_last_28d), 0) as play_count_last_28d,
+        max(user_tracks.distinct_track_count) as distinct_track_count
+    from artists
+    inner join user_tracks
+        on artists.user_id = user_tracks.user_id
+    left join recent_plays
+        on artists.user_id = recent_plays.user_id
+    group by artists.user_id
 ),
 
 artists_summarised as (

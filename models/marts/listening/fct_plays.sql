@@ -3,7 +3,11 @@
 with plays as (
     select * from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
-        where played_date >= {{ incremental_window_start() }}
+        -- the session day bound adds nothing (a play's session starts at most that long
+        -- before it) but lets the rebuild read int_plays_sessionized's index on it
+        where
+            played_date >= {{ incremental_window_start() }}
+            and session_date >= {{ dbt.dateadd('day', -session_history_days(), incremental_window_start()) }}
     {% endif %}
 ),
 

@@ -7,8 +7,9 @@
     Incremental by session_date, like int_plays_sessionized, so every session is rebuilt
     whole. History = the running totals of the user-day and user-track-day tables before the
     first rebuilt day, plus windows over the rebuilt plays (frames end at `1 preceding`). A
-    full refresh uses the same code with a window starting in 1900, so the history part is
-    empty and the windows cover everything: the two paths are one.
+    full refresh uses the same code with a window starting in 1900 and a history filter that
+    is a constant false (so the planner drops those scans): the history part is empty and the
+    windows cover everything, the two paths are one.
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
@@ -23,8 +24,11 @@
 ) }}
 {%- if is_incremental() -%}
     {%- set window_start = incremental_window_start() -%}
+    {%- set before_window = '@ < ' ~ window_start -%}
 {%- else -%}
     {%- set window_start = "cast('1900-01-01' as date)" -%}
+    {#- no history before a full build's window: a constant the planner drops, with the scans -#}
+    {%- set before_window = '1 = 0' -%}
 {%- endif %}
 {%- set user_order = 'partition by user_id order by session_started_at, played_at, play_id' -%}
 {%- set before = 'rows between unbounded preceding and 1 preceding' %}
@@ -99,13 +103,6 @@ users as (
     from {{ ref('dim_users') }}
 ),
 
-audio_features as (
-    select
-        track_id,
-        energy
-    from {{ ref('stg_spotify__audio_features') }}
-),
-
 user_days as (
     select
         user_id,
@@ -113,21 +110,43 @@ user_days as (
         skip_count,
         session_count,
         audio_play_count,
-        energy_sum
+        energy_sum,
+        kept_audio_play_count,
+        kept_energy_sum
     from {{ ref('int_user_days_engagement') }}
-    where session_date < {{ window_start }}
+    where {{ before_window | replace('@', 'session_date') }}
 ),
 
-user_track_days as (
+-- the day aggregate once per history CTE below, each read once: a CTE read several times
+-- would be materialised, to disk
+user_track_days_for_tracks as (
     select
         user_id,
         track_id,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
+user_track_days_for_artists as (
+    select
+        user_id,
         artist_id,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
+user_track_days_for_genres as (
+    select
+        user_id,
         genre,
         play_count,
         skip_count
     from {{ ref('int_user_track_days_aggregated') }}
-    where session_date < {{ window_start }}
+    where {{ before_window | replace('@', 'session_date') }}
 ),
 
 window_users as (
@@ -141,64 +160,69 @@ user_history as (
         sum(user_days.skip_count) as skip_count,
         sum(user_days.session_count) as session_count,
         sum(user_days.audio_play_count) as audio_play_count,
-        sum(user_days.energy_sum) as energy_sum
+        sum(user_days.energy_sum) as energy_sum,
+        sum(user_days.kept_audio_play_count) as kept_audio_play_count,
+        sum(user_days.kept_energy_sum) as kept_energy_sum
     from user_days
     inner join window_users
         on user_days.user_id = window_users.user_id
     group by user_days.user_id
 ),
 
+-- per (user, track) and (user, artist): only the pairs the rebuilt plays meet, so a daily
+-- run aggregates the history of the tracks and artists played that day, not of every track
+-- the active users ever played
 track_history as (
     select
         user_track_days.user_id,
         user_track_days.track_id,
-        max(user_track_days.artist_id) as artist_id,
-        max(user_track_days.genre) as genre,
         sum(user_track_days.play_count) as play_count,
         sum(user_track_days.skip_count) as skip_count
-    from user_track_days
-    inner join window_users
-        on user_track_days.user_id = window_users.user_id
+    from user_track_days_for_tracks as user_track_days
+    where
+        exists (
+            select 1 from window_inputs
+            where
+                window_inputs.user_id = user_track_days.user_id
+                and window_inputs.track_id = user_track_days.track_id
+        )
     group by
         user_track_days.user_id,
         user_track_days.track_id
 ),
 
--- energy is the track's: the energy of earlier kept (not skipped) plays from the track history
-kept_energy_history as (
-    select
-        track_history.user_id,
-        sum(track_history.play_count - track_history.skip_count) as kept_audio_play_count,
-        sum((track_history.play_count - track_history.skip_count) * audio_features.energy)
-            as kept_energy_sum
-    from track_history
-    inner join audio_features
-        on track_history.track_id = audio_features.track_id
-    group by track_history.user_id
-),
-
 artist_history as (
     select
-        user_id,
-        artist_id,
-        sum(play_count) as play_count,
-        sum(skip_count) as skip_count
-    from track_history
+        user_track_days.user_id,
+        user_track_days.artist_id,
+        sum(user_track_days.play_count) as play_count,
+        sum(user_track_days.skip_count) as skip_count
+    from user_track_days_for_artists as user_track_days
+    where
+        exists (
+            select 1 from window_inputs
+            where
+                window_inputs.user_id = user_track_days.user_id
+                and window_inputs.artist_id = user_track_days.artist_id
+        )
     group by
-        user_id,
-        artist_id
+        user_track_days.user_id,
+        user_track_days.artist_id
 ),
 
+-- every genre of the active users: the top genre is the largest of them
 genre_history as (
     select
-        user_id,
-        genre,
-        sum(play_count) as play_count,
-        sum(skip_count) as skip_count
-    from track_history
+        user_track_days.user_id,
+        user_track_days.genre,
+        sum(user_track_days.play_count) as play_count,
+        sum(user_track_days.skip_count) as skip_count
+    from user_track_days_for_genres as user_track_days
+    inner join window_users
+        on user_track_days.user_id = window_users.user_id
     group by
-        user_id,
-        genre
+        user_track_days.user_id,
+        user_track_days.genre
 ),
 
 top_genre_history as (
@@ -311,9 +335,9 @@ history_totalled as (
             as user_prior_audio_play_count,
         coalesce(user_history.energy_sum, 0) + top_genre_added.window_prior_energy_sum
             as user_prior_energy_sum,
-        coalesce(kept_energy_history.kept_audio_play_count, 0)
+        coalesce(user_history.kept_audio_play_count, 0)
         + top_genre_added.window_prior_kept_audio_play_count as user_prior_kept_audio_play_count,
-        coalesce(kept_energy_history.kept_energy_sum, 0) + top_genre_added.window_prior_kept_energy_sum
+        coalesce(user_history.kept_energy_sum, 0) + top_genre_added.window_prior_kept_energy_sum
             as user_prior_kept_energy_sum,
         greatest(
             coalesce(top_genre_history.play_count, 0),
@@ -326,8 +350,6 @@ history_totalled as (
         on plays.user_id = users.user_id
     left join user_history
         on plays.user_id = user_history.user_id
-    left join kept_energy_history
-        on plays.user_id = kept_energy_history.user_id
     left join top_genre_history
         on plays.user_id = top_genre_history.user_id
 ),

@@ -1,0 +1,81 @@
+{#- Incremental config for per-key state over a day-keyed model: one row per key (e.g. user x
+    artist) summing all of that key's days, `first_day_column` and `last_day_column` its
+    oldest and newest day. An incremental
+    run recomputes only the keys with an upstream row on a rebuilt day or whose stored
+    newest day is a rebuilt day (their newest rows may have been removed), from all of their
+    days: the model selects those keys with incremental_changed_keys() and left-joins its
+    sums to them, so a key left with no rows comes out with a null last day. dbt's
+    delete+insert replaces the keys; the post-hook then deletes the null rows. When the first
+    rebuilt day is on or before every key's oldest day (a backfill), every key changes: the
+    pre-hook truncates the table, which is then built whole from upstream. The first
+    rebuilt day is incremental_by_day's (the registry's changes since the model was built);
+    `days_before` must be upstream's, so that every upstream day it rebuilt is seen.
+
+    `as_of_var`: a var that, when set, limits the sums to the days up to it (the model reads
+    it); such a build is a plain table, and it deletes the model's watermark, so that the
+    next build without the var rebuilds every key. Spark: always a plain table, rebuilt
+    whole (its parquet tables have no delete). -#}
+{% macro incremental_by_key(keys, first_day_column, last_day_column, days_before=0, as_of_var=none) %}
+    {% if target.type == 'spark' %}
+        {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
+    {% endif %}
+    {#- Postgres: the delete+insert's delete finds the keys through the unique index -#}
+    {%- set indexed = {} if target.type == 'duckdb' else {'indexes': [
+        {'columns': keys, 'unique': true}, {'columns': [last_day_column]}]} -%}
+    {% if as_of_var and var(as_of_var) %}
+        {{ return(dict(indexed, materialized='table', post_hook=[
+            "delete from {{ incremental_state_relation() }}"
+            ~ " where watermark_name = '{{ incremental_watermark_name() }}'"])) }}
+    {% endif %}
+    {%- set change_driven = {
+        'materialized': 'incremental',
+        'incremental_strategy': 'delete+insert',
+        'unique_key': keys,
+        'rebuild_day_column': last_day_column,
+        'rebuild_days_before': days_before,
+        'pre_hook': [
+            "{{ incremental_record_rebuilt_day(incremental_first_rebuilt_day()) }}",
+            "{{ incremental_truncate_if_every_key_changes('" ~ first_day_column ~ "') }}",
+        ],
+        'post_hook': [
+            "delete from {{ this }} where " ~ last_day_column ~ " is null",
+            "{{ incremental_record_watermark() }}",
+        ],
+        'on_schema_change': 'fail',
+    } -%}
+    {{ return(dict(change_driven, **indexed)) }}
+{% endmacro %}
+
+
+{#- The keys an incremental run of such a model recomputes, as a query, or none when the whole
+    table is built. `upstream`: the relation the model sums, keyed on `upstream_day_column`;
+    `last_day_column` as given to incremental_by_key. -#}
+{% macro incremental_changed_keys(keys, last_day_column, upstream, upstream_day_column) %}
+    {%- if not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- set since = incremental_window_start() -%}
+    {%- set query -%}
+        select {{ keys | join(', ') }} from {{ upstream }}
+        where {{ upstream_day_column }} >= {{ since }}
+        union
+        select {{ keys | join(', ') }} from {{ this }}
+        where {{ last_day_column }} >= {{ since }}
+    {%- endset -%}
+    {{ return(query) }}
+{% endmacro %}
+
+
+{#- pre-hook: empty the table when the first rebuilt day is on or before every stored key's
+    oldest day. Every stored key is then recomputed anyway, and a surviving one has all of
+    its upstream rows on rebuilt days, so the model finds it from upstream alone; deleting
+    and re-inserting every row one by one costs more than building them. -#}
+{% macro incremental_truncate_if_every_key_changes(first_day_column) %}
+    {%- if not execute or not is_incremental() -%}{{ return('select 1') }}{%- endif -%}
+    {%- set first_day = incremental_first_rebuilt_day() -%}
+    {%- if first_day is none -%}{{ return('select 1') }}{%- endif -%}
+    {%- set oldest = run_query('select cast(min(' ~ first_day_column ~ ') as '
+                               ~ dbt.type_string() ~ ') from ' ~ this).rows[0][0] -%}
+    {%- if oldest is none or first_day <= oldest[:10] -%}
+        {{ return('truncate table ' ~ this) }}
+    {%- endif -%}
+    {{ return('select 1') }}
+{% endmacro %}

@@ -1,0 +1,67 @@
+{#- One row per user and track ever played: first and newest session day and plays, summed
+    over int_user_track_days_aggregated (up to var features_as_of_date when set). State for
+    the user features (int_user_genre_diversity), kept by key: an incremental run recomputes
+    only the (user, track) pairs a change touched
+    (incremental_by_key). -#}
+{{ config(**incremental_by_key(['user_id', 'track_id'], 'first_played_date', 'last_played_date',
+                               days_before=session_history_days(),
+                               as_of_var='features_as_of_date')) }}
+{%- set changed_keys = incremental_changed_keys(
+    ['user_id', 'track_id'], 'last_played_date', ref('int_user_track_days_aggregated'), 'session_date'
+) %}
+
+with user_track_days as (
+    select
+        user_id,
+        track_id,
+        session_date,
+        play_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    {% if var('features_as_of_date') %}
+        where session_date <= {{ feature_as_of_date(none, none) }}
+    {% endif %}
+),
+
+summarised as (
+    select
+        user_id,
+        track_id,
+        min(session_date) as first_played_date,
+        max(session_date) as last_played_date,
+        sum(play_count) as play_count
+    from user_track_days
+    {% if changed_keys %}
+        where
+            exists (
+                select 1 from ({{ changed_keys }}) as changed_keys
+                where
+                    changed_keys.user_id = user_track_days.user_id
+                    and changed_keys.track_id = user_track_days.track_id
+            )
+    {% endif %}
+    group by
+        user_id,
+        track_id
+),
+
+-- incremental: every changed pair, one with no play left with a null last day (delete+insert
+-- removes its row and the post-hook deletes the null one)
+final as (
+    {% if changed_keys %}
+        select
+            changed_keys.user_id,
+            changed_keys.track_id,
+            summarised.first_played_date,
+            summarised.last_played_date,
+            summarised.play_count
+        from ({{ changed_keys }}) as changed_keys
+        left join summarised
+            on
+                changed_keys.user_id = summarised.user_id
+                and changed_keys.track_id = summarised.track_id
+    {% else %}
+        select * from summarised
+    {% endif %}
+)
+
+select * from final
