@@ -1,8 +1,7 @@
 {#- One row per user and artist ever played: first and newest session day and plays, summed
     over int_user_track_days_aggregated (up to var features_as_of_date when set). State for
     the user features (int_user_genre_diversity), kept by key: an incremental run recomputes
-    only the (user, artist) pairs a change touched
-    (incremental_by_key). -#}
+    only the (user, artist) pairs a change touched (incremental_by_key). -#}
 {{ config(**incremental_by_key(['user_id', 'artist_id'], 'first_played_date', 'last_played_date',
                                days_before=session_history_days(),
                                as_of_var='features_as_of_date')) }}
