@@ -308,10 +308,13 @@ def test_a_backtest_as_of_an_earlier_day_then_a_plain_run_gives_the_full_refresh
     """features_as_of_date limits the per-key state (int_user_artists_summarised, ...) to the
     days up to it: that build is whole and forgets the state's watermark, so the next plain
     run rebuilds every key. The state of the backtest must hold no later play, and after the
-    plain run every model must equal a full refresh."""
+    plain run every model must be as before the backtest (equal to a full refresh: the
+    arrival-order test)."""
     wh, _ = warehouse_built
     keys = _keys(wh)
     wh.build()
+    before = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
+              **wh.incremental_tables()}
     first, last = wh.day_range()
     as_of = first + (last - first) / 2
     wh.dbt("run", "--select", "+fct_user_features", "--vars", f"{{features_as_of_date: '{as_of}'}}")
@@ -322,9 +325,6 @@ def test_a_backtest_as_of_an_earlier_day_then_a_plain_run_gives_the_full_refresh
         features = db.read_sql(conn, "select count(*) as n from marts.fct_user_features")
     assert later == 0 and features.iloc[0]["n"] > 0
     wh.build()
-    built = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
+    after = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
              **wh.incremental_tables()}
-    wh.dbt("run", "--full-refresh", *MODELS)
-    full = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
-            **wh.incremental_tables()}
-    _assert_equal(built, full, keys, "a backtest as of an earlier day, then a plain run")
+    _assert_equal(after, before, keys, "a backtest as of an earlier day, then a plain run")
