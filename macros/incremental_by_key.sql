@@ -33,10 +33,7 @@
         'unique_key': keys,
         'rebuild_day_column': last_day_column,
         'rebuild_days_before': days_before,
-        'pre_hook': [
-            "{{ incremental_record_rebuilt_day(incremental_first_rebuilt_day()) }}",
-            "{{ incremental_truncate_if_every_key_changes('" ~ first_day_column ~ "') }}",
-        ],
+        'pre_hook': ["{{ incremental_clear_keys('" ~ first_day_column ~ "') }}"],
         'post_hook': [
             "delete from {{ this }} where " ~ last_day_column ~ " is null",
             "{{ incremental_record_watermark() }}",
@@ -64,18 +61,18 @@
 {% endmacro %}
 
 
-{#- pre-hook: empty the table when the first rebuilt day is on or before every stored key's
-    oldest day. Every stored key is then recomputed anyway, and a surviving one has all of
-    its upstream rows on rebuilt days, so the model finds it from upstream alone; deleting
-    and re-inserting every row one by one costs more than building them. -#}
-{% macro incremental_truncate_if_every_key_changes(first_day_column) %}
-    {%- if not execute or not is_incremental() -%}{{ return('select 1') }}{%- endif -%}
+{#- pre-hook, incremental_clear_days' twin: records the first rebuilt day, and empties the
+    table when that day is on or before every stored key's oldest day. Every stored key is then
+    recomputed anyway, and a surviving one has all of its upstream rows on rebuilt days, so
+    the model finds it from upstream alone; deleting and re-inserting every row one by one
+    costs more than building them. -#}
+{% macro incremental_clear_keys(first_day_column) %}
+    {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
     {%- set first_day = incremental_first_rebuilt_day() -%}
-    {%- if first_day is none -%}{{ return('select 1') }}{%- endif -%}
-    {%- set oldest = run_query('select cast(min(' ~ first_day_column ~ ') as '
-                               ~ dbt.type_string() ~ ') from ' ~ this).rows[0][0] -%}
-    {%- if oldest is none or first_day <= oldest[:10] -%}
-        {{ return('truncate table ' ~ this) }}
+    {%- set recorded = incremental_record_rebuilt_day(first_day) -%}
+    {%- if first_day is none or not is_incremental()
+            or not incremental_reaches_oldest(first_day, first_day_column) -%}
+        {{ return(recorded) }}
     {%- endif -%}
-    {{ return('select 1') }}
+    {{ return('truncate table ' ~ this ~ ';\n' ~ recorded) }}
 {% endmacro %}

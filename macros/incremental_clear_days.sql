@@ -12,12 +12,8 @@
     {%- set recorded = incremental_record_rebuilt_day(first_day) -%}
     {%- if first_day is none or not is_incremental() -%}{{ return(recorded) }}{%- endif -%}
     {%- set day_column = config.get('rebuild_day_column') -%}
-    {%- if config.get('unlogged') -%}
-        {%- set oldest = run_query('select cast(min(' ~ day_column ~ ') as '
-                                   ~ dbt.type_string() ~ ') from ' ~ this).rows[0][0] -%}
-        {%- if oldest is none or first_day <= oldest[:10] -%}
-            {{ return('truncate table ' ~ this ~ ';\n' ~ recorded) }}
-        {%- endif -%}
+    {%- if config.get('unlogged') and incremental_reaches_oldest(first_day, day_column) -%}
+        {{ return('truncate table ' ~ this ~ ';\n' ~ recorded) }}
     {%- endif -%}
     {{ return('delete from ' ~ this ~ ' where ' ~ day_column
               ~ " >= cast('" ~ first_day ~ "' as date);\n" ~ recorded) }}
@@ -40,4 +36,13 @@
     {%- endfor -%}
     {%- if not stale -%}{{ return('select 1') }}{%- endif -%}
     {{ return('alter table ' ~ this ~ ' drop if exists ' ~ stale | join(', ')) }}
+{% endmacro %}
+
+
+{#- True when `first_day` ('YYYY-MM-DD') is on or before the oldest `column` value the current
+    model's table holds, or the table is empty: the rebuild then replaces every row. -#}
+{% macro incremental_reaches_oldest(first_day, column) %}
+    {%- set oldest = run_query('select cast(min(' ~ column ~ ') as ' ~ dbt.type_string()
+                               ~ ') from ' ~ this).rows[0][0] -%}
+    {{ return(oldest is none or first_day <= oldest[:10]) }}
 {% endmacro %}
