@@ -336,8 +336,12 @@ def _up(port: int, quiet: bool) -> None:
     # Every start sets the superuser's password from the file: a cluster whose credentials
     # file was deleted (make clean, a cluster outside .warehouse) gets the new one.
     _set_superuser_password(lay, passwords[config.EMBEDDED_USER])
+    # wal_level=minimal: a table created or truncated in the build's own transaction (every
+    # dbt table and full refresh) is written once, to its file, not also to the WAL. Crash
+    # safety is unchanged; what it rules out is replication and WAL archiving, which a
+    # one-machine warehouse does not use (an external server keeps its own settings).
     options = (f"-h {config.EMBEDDED_HOST} -p {port} -k {lay.socket_dir} "
-               "-c unix_socket_permissions=0700")
+               "-c unix_socket_permissions=0700 -c wal_level=minimal -c max_wal_senders=0")
     result = _pg_ctl("-w", "-t", "60", "-l", str(lay.logfile), "-o", options, "start",
                      check=False)
     if result.returncode != 0:

@@ -3,7 +3,8 @@
 A second embedded server (a free port, its own WAREHOUSE_DIR) is started in a folder under
 a parent created 700, as `make demo` would on a fresh machine: `python -m python_jobs.warehouse
 up` and `init` in subprocesses, nothing set but the port and the folder. Then: no password is
-refused over TCP, the unix socket and replication; a wrong password is refused; `reporter`
+refused over TCP and the unix socket; a wrong password is refused; replication is refused to
+everyone (the server runs with wal_level=minimal); `reporter`
 with its stored password connects, cannot read raw and cannot run COPY ... PROGRAM; another OS
 user (`nobody`, through setpriv, with the system's python3 so it works when the clone is under
 /root) can neither read the password file nor log in without a password; the server's
@@ -112,13 +113,18 @@ def test_a_connection_without_the_password_is_refused_everywhere(server):
     passwords = _passwords(server["state"])
     superuser = config.EMBEDDED_USER
     for host in (config.EMBEDDED_HOST, str(server["socket_dir"])):
-        for extra in ({}, {"replication": "true"}, {"replication": "database"}):
-            with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
-                _connect(host, superuser, None, server["empty"], **extra)
-            with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-                _connect(host, superuser, "wrong", server["empty"], **extra)
+        with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
+            _connect(host, superuser, None, server["empty"])
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            _connect(host, superuser, "wrong", server["empty"])
         conn = _connect(host, superuser, passwords[superuser], server["empty"])
         conn.close()
+        # wal_level=minimal, max_wal_senders=0: no replication connection for anyone, with
+        # or without the password (refused before authentication)
+        for extra in ({"replication": "true"}, {"replication": "database"}):
+            for password in (None, "wrong", passwords[superuser]):
+                with pytest.raises(psycopg2.OperationalError, match="max_wal_senders"):
+                    _connect(host, superuser, password, server["empty"], **extra)
     hba = (server["pgdata"] / "pg_hba.conf").read_text()
     rules = [line.split() for line in hba.splitlines() if line.strip() and line[0] != "#"]
     assert rules and {rule[-1] for rule in rules} == {"scram-sha-256"}
@@ -239,8 +245,9 @@ def test_another_os_user_gets_nothing(server):
         capture_output=True, text=True, timeout=60, cwd="/")
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
-    # R10 = AuthenticationSASL (scram); a trusting server answers R0 (AuthenticationOk).
-    assert seen == {"credentials": "PermissionError", "tcp": "R10", "replication": "R10",
+    # R10 = AuthenticationSASL (scram); a trusting server answers R0 (AuthenticationOk); E =
+    # an error before authentication (no replication connections at all: max_wal_senders=0).
+    assert seen == {"credentials": "PermissionError", "tcp": "R10", "replication": "E",
                     "socket": "PermissionError"}
 
 

@@ -6,18 +6,21 @@
 
     Incremental by session_date, like int_plays_sessionized, so every session is rebuilt
     whole. History = the running totals of the user-day and user-track-day tables before the
-    first rebuilt day, plus windows over the rebuilt plays (frames end at `1 preceding`). A
-    full refresh uses the same code with a window starting in 1900 and a history filter that
-    is a constant false (so the planner drops those scans): the history part is empty and the
-    windows cover everything, the two paths are one.
+    first rebuilt day, plus windows over the rebuilt plays. A full refresh uses the same code
+    with a window starting in 1900 and a history filter that is a constant false (so the
+    planner drops those scans): the history part is empty and the windows cover everything,
+    the two paths are one.
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
-    that is the user's play order and, partitioned by session too, the session's; every
-    per-user window shares that sort. The per-(user, track / artist / genre) windows then
-    re-sort within each user only (PostgreSQL's incremental sort: one user's plays at a
-    time, in memory). The wide plays are read once more and hash-joined to the narrow
-    counts (the narrow side is the hash table): never sorted, never materialised. -#}
+    that is the user's play order and, partitioned by session too, the session's. Each
+    partitioning is one window node: every total runs over the play and all before it (the
+    default frame; each ordering is unique) and subtracts the play's own value. The
+    per-(user, track / artist / genre) windows re-sort within each user only (PostgreSQL's
+    incremental sort: one user's plays at a time, in memory). History joins after the
+    windows, so no sort waits on it. The wide plays are read once more and hash-joined to
+    the narrow counts: never sorted, never materialised. Counts stay bigint (a sum of bigint
+    is numeric in PostgreSQL, several times slower in the final arithmetic). -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('session_date', days_before=session_history_days())
@@ -87,10 +90,23 @@ window_inputs as (
         genre,
         played_at,
         session_started_at,
-        is_session_start,
         skip_flag,
-        has_audio_features,
-        energy
+        energy,
+        energy * (1 - skip_flag) as kept_energy,
+        case when is_session_start then 1 else 0 end as session_start_flag,
+        case when has_audio_features then 1 else 0 end as audio_flag,
+        case when has_audio_features then 1 - skip_flag else 0 end as kept_audio_flag
+    from {{ ref('int_plays_enriched') }}
+    where session_date >= {{ window_start }}
+),
+
+-- the pairs the rebuilt plays meet, for the history lookups (a read of its own: with one
+-- reference, window_inputs is inlined into the windows, never materialised)
+window_keys as (
+    select
+        user_id,
+        track_id,
+        artist_id
     from {{ ref('int_plays_enriched') }}
     where session_date >= {{ window_start }}
 ),
@@ -150,18 +166,18 @@ user_track_days_for_genres as (
 ),
 
 window_users as (
-    select distinct user_id from window_inputs
+    select distinct user_id from window_keys
 ),
 
 user_history as (
     select
         user_days.user_id,
-        sum(user_days.play_count) as play_count,
-        sum(user_days.skip_count) as skip_count,
-        sum(user_days.session_count) as session_count,
-        sum(user_days.audio_play_count) as audio_play_count,
+        cast(sum(user_days.play_count) as bigint) as play_count,
+        cast(sum(user_days.skip_count) as bigint) as skip_count,
+        cast(sum(user_days.session_count) as bigint) as session_count,
+        cast(sum(user_days.audio_play_count) as bigint) as audio_play_count,
         sum(user_days.energy_sum) as energy_sum,
-        sum(user_days.kept_audio_play_count) as kept_audio_play_count,
+        cast(sum(user_days.kept_audio_play_count) as bigint) as kept_audio_play_count,
         sum(user_days.kept_energy_sum) as kept_energy_sum
     from user_days
     inner join window_users
@@ -176,15 +192,15 @@ track_history as (
     select
         user_track_days.user_id,
         user_track_days.track_id,
-        sum(user_track_days.play_count) as play_count,
-        sum(user_track_days.skip_count) as skip_count
+        cast(sum(user_track_days.play_count) as bigint) as play_count,
+        cast(sum(user_track_days.skip_count) as bigint) as skip_count
     from user_track_days_for_tracks as user_track_days
     where
         exists (
-            select 1 from window_inputs
+            select 1 from window_keys
             where
-                window_inputs.user_id = user_track_days.user_id
-                and window_inputs.track_id = user_track_days.track_id
+                window_keys.user_id = user_track_days.user_id
+                and window_keys.track_id = user_track_days.track_id
         )
     group by
         user_track_days.user_id,
@@ -195,15 +211,15 @@ artist_history as (
     select
         user_track_days.user_id,
         user_track_days.artist_id,
-        sum(user_track_days.play_count) as play_count,
-        sum(user_track_days.skip_count) as skip_count
+        cast(sum(user_track_days.play_count) as bigint) as play_count,
+        cast(sum(user_track_days.skip_count) as bigint) as skip_count
     from user_track_days_for_artists as user_track_days
     where
         exists (
-            select 1 from window_inputs
+            select 1 from window_keys
             where
-                window_inputs.user_id = user_track_days.user_id
-                and window_inputs.artist_id = user_track_days.artist_id
+                window_keys.user_id = user_track_days.user_id
+                and window_keys.artist_id = user_track_days.artist_id
         )
     group by
         user_track_days.user_id,
@@ -215,8 +231,8 @@ genre_history as (
     select
         user_track_days.user_id,
         user_track_days.genre,
-        sum(user_track_days.play_count) as play_count,
-        sum(user_track_days.skip_count) as skip_count
+        cast(sum(user_track_days.play_count) as bigint) as play_count,
+        cast(sum(user_track_days.skip_count) as bigint) as skip_count
     from user_track_days_for_genres as user_track_days
     inner join window_users
         on user_track_days.user_id = window_users.user_id
@@ -233,55 +249,29 @@ top_genre_history as (
     group by user_id
 ),
 
--- the history before the rebuilt days rides along from the start (small hash joins before
--- the one full sort)
-pair_history_added as (
-    select
-        window_inputs.*,
-        coalesce(track_history.play_count, 0) as track_history_play_count,
-        coalesce(track_history.skip_count, 0) as track_history_skip_count,
-        coalesce(artist_history.play_count, 0) as artist_history_play_count,
-        coalesce(artist_history.skip_count, 0) as artist_history_skip_count,
-        coalesce(genre_history.play_count, 0) as genre_history_play_count,
-        coalesce(genre_history.skip_count, 0) as genre_history_skip_count
-    from window_inputs
-    left join track_history
-        on
-            window_inputs.user_id = track_history.user_id
-            and window_inputs.track_id = track_history.track_id
-    left join artist_history
-        on
-            window_inputs.user_id = artist_history.user_id
-            and window_inputs.artist_id = artist_history.artist_id
-    left join genre_history
-        on
-            window_inputs.user_id = genre_history.user_id
-            and window_inputs.genre = genre_history.genre
-),
-
--- running totals over the rebuilt plays, each frame ending at the previous play: the
--- per-user ones over the one full sort, each per-(user, x) one then re-sorts only within
--- a user (an incremental sort: a user's plays at a time, in memory)
+-- running totals over the rebuilt plays. Each total is over the play and every play before
+-- it (the default frame: the orderings are unique, play_id last), minus the play itself, so
+-- that all totals of one partitioning come out of one window node: the per-user ones over
+-- the one full sort; each per-(user, x) one then re-sorts only within a user (an incremental
+-- sort: a user's plays at a time, in memory)
 user_windows_added as (
     select
         *,
         row_number() over ({{ user_order }}) - 1 as window_prior_play_count,
-        coalesce(sum(skip_flag) over ({{ user_order }} {{ before }}), 0) as window_prior_skip_count,
-        coalesce(sum(case when has_audio_features then 1 else 0 end)
-            over ({{ user_order }} {{ before }}), 0) as window_prior_audio_play_count,
-        coalesce(sum(energy) over ({{ user_order }} {{ before }}), 0) as window_prior_energy_sum,
-        coalesce(sum(case when has_audio_features then 1 - skip_flag else 0 end)
-            over ({{ user_order }} {{ before }}), 0) as window_prior_kept_audio_play_count,
-        coalesce(sum(energy * (1 - skip_flag)) over ({{ user_order }} {{ before }}), 0)
+        sum(skip_flag) over ({{ user_order }}) - skip_flag as window_prior_skip_count,
+        sum(audio_flag) over ({{ user_order }}) - audio_flag as window_prior_audio_play_count,
+        coalesce(sum(energy) over ({{ user_order }}) - coalesce(energy, 0), 0)
+            as window_prior_energy_sum,
+        sum(kept_audio_flag) over ({{ user_order }}) - kept_audio_flag
+            as window_prior_kept_audio_play_count,
+        coalesce(sum(kept_energy) over ({{ user_order }}) - coalesce(kept_energy, 0), 0)
             as window_prior_kept_energy_sum,
-        sum(case when is_session_start then 1 else 0 end) over (
-            {{ user_order }} rows unbounded preceding
-        ) as window_session_start_count,
+        sum(session_start_flag) over ({{ user_order }}) as window_session_start_count,
         lag(skip_flag) over ({{ user_order }}) as previous_skip_flag,
-        coalesce(sum(skip_flag) over (
-            partition by user_id, session_started_at order by played_at, play_id {{ before }}
-        ), 0) as session_prior_skip_count
-    from pair_history_added
+        sum(skip_flag) over (
+            partition by user_id, session_started_at order by played_at, play_id
+        ) - skip_flag as session_prior_skip_count
+    from window_inputs
 ),
 
 -- one CTE per (user, x) key, each over the previous one, with the same running counts
@@ -292,15 +282,31 @@ user_windows_added as (
     {{ name }}_windows_added as (
         select
             *,
-            {{ name }}_history_play_count + row_number() over (
+            row_number() over (
                 partition by user_id, {{ key }} order by played_at, play_id
-            ) - 1 as prior_{{ name }}_play_count,
-            {{ name }}_history_skip_count + coalesce(sum(skip_flag) over (
-                partition by user_id, {{ key }} order by played_at, play_id {{ before }}
-            ), 0) as prior_{{ name }}_skip_count
+            ) - 1 as window_prior_{{ name }}_play_count,
+            sum(skip_flag) over (
+                partition by user_id, {{ key }} order by played_at, play_id
+            ) - skip_flag as window_prior_{{ name }}_skip_count
         from {{ previous }}_windows_added
     ),
 {%- endfor %}
+
+-- the genre history joins the windows' output in its (user, genre) order, before the top
+-- genre needs it; the track and artist history join at the end, with the user's
+genre_history_added as (
+    select
+        genre_windows_added.*,
+        coalesce(genre_history.play_count, 0) + genre_windows_added.window_prior_genre_play_count
+            as prior_genre_play_count,
+        coalesce(genre_history.skip_count, 0) + genre_windows_added.window_prior_genre_skip_count
+            as prior_genre_skip_count
+    from genre_windows_added
+    left join genre_history
+        on
+            genre_windows_added.user_id = genre_history.user_id
+            and genre_windows_added.genre = genre_history.genre
+),
 
 -- the most plays of any one genre before this play: the largest running genre count (that
 -- play included) of the earlier plays
@@ -309,7 +315,7 @@ top_genre_added as (
         *,
         max(prior_genre_play_count + 1) over ({{ user_order }} {{ before }})
             as window_top_genre_play_count
-    from genre_windows_added
+    from genre_history_added
 ),
 
 history_totalled as (
@@ -317,10 +323,14 @@ history_totalled as (
         plays.*,
         top_genre_added.previous_skip_flag,
         top_genre_added.session_prior_skip_count,
-        top_genre_added.prior_track_play_count,
-        top_genre_added.prior_track_skip_count,
-        top_genre_added.prior_artist_play_count,
-        top_genre_added.prior_artist_skip_count,
+        coalesce(track_history.play_count, 0) + top_genre_added.window_prior_track_play_count
+            as prior_track_play_count,
+        coalesce(track_history.skip_count, 0) + top_genre_added.window_prior_track_skip_count
+            as prior_track_skip_count,
+        coalesce(artist_history.play_count, 0) + top_genre_added.window_prior_artist_play_count
+            as prior_artist_play_count,
+        coalesce(artist_history.skip_count, 0) + top_genre_added.window_prior_artist_skip_count
+            as prior_artist_skip_count,
         top_genre_added.prior_genre_play_count,
         top_genre_added.prior_genre_skip_count,
         users.tier,
@@ -352,6 +362,14 @@ history_totalled as (
         on plays.user_id = user_history.user_id
     left join top_genre_history
         on plays.user_id = top_genre_history.user_id
+    left join track_history
+        on
+            plays.user_id = track_history.user_id
+            and plays.track_id = track_history.track_id
+    left join artist_history
+        on
+            plays.user_id = artist_history.user_id
+            and plays.artist_id = artist_history.artist_id
 ),
 
 final as (
