@@ -6,7 +6,7 @@ SESSIONS ?= 20000
 SEED ?= 42
 BENCH_SESSIONS ?= 1000000
 # pytest-xdist workers: each test module (or group sharing a database) runs whole on one.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup demo test lint pytest bench report spark-setup spark-build up down status clean

@@ -19,7 +19,7 @@ TEST_PREFIX = os.environ.get("TEST_DATABASE_PREFIX", "test_")
 # Modules that share one built database (python_jobs.report_demo.shared) run on one worker.
 SHARED_GROUPS = {"test_report": "consumers", "test_r_scripts": "consumers",
                  "test_workbook": "consumers"}
-# The longest modules first, so that under `-n 2` neither worker is left with a long tail
+# The longest modules first, so that under `-n 3` no worker is left with a long tail
 # (their order in the last CI's --durations).
 SLOWEST_FIRST = ["test_spark", "test_incremental", "test_dbt_core", "test_train",
                  "test_features", "consumers", "test_retention_funnels", "test_duckdb"]
