@@ -255,8 +255,8 @@ def _work_mem_mb() -> int:
     """Memory per sort or hash node: a 24th of the machine's, from 128 MB to 1 GB.
 
     The window sorts over every play spill to disk at 128 MB; at 1 GB the 200,000-session full
-    build took 181-182 s against 191-202 s (two runs each, alternating). A 24th leaves room
-    for dbt's 4 threads, each running a few such nodes, some with parallel workers."""
+    build was 2-10 % faster in three alternating pairs (README, "Benchmark"). A 24th leaves
+    room for dbt's 4 threads, each running a few such nodes, some with parallel workers."""
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
     return max(128, min(1024, total_mb // 24))
 
