@@ -257,7 +257,9 @@ def _work_mem_mb() -> int:
     The window sorts over every play spill to disk at 128 MB; at 1 GB the 200,000-session full
     build was 2-10 % faster in three alternating pairs (README, "Benchmark"). A 24th leaves
     room for dbt's 4 threads, each running a few such nodes, some with parallel workers."""
-    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
+    import psutil  # here, not at the top: every job imports this module, few start a server
+
+    total_mb = psutil.virtual_memory().total >> 20  # the figure the benchmark reports
     return max(128, min(1024, total_mb // 24))
 
 
