@@ -210,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collector", action="store_true",
                         help="add the collector stage at the end: events/s, ack latency "
                              "and event-to-fct_plays seconds (docs/collector.md)")
-    parser.add_argument("--collector-events", type=int, default=100_000)
-    parser.add_argument("--collector-workers", type=int, default=1)
+    parser.add_argument("--collector-events", type=int, default=100_000,
+                        help="events of the collector's flood")
+    parser.add_argument("--collector-rate", type=float, default=20_000,
+                        help="events per second of the collector's steady run (10 s)")
+    parser.add_argument("--collector-workers", type=int,
+                        help="collector processes (default: serve's)")
     parser.add_argument("--spark-only", action="store_true",
                         help="only the Spark stage, on the database an earlier run filled; "
                              "its figures join that run's results file")
+    parser.add_argument("--collector-only", action="store_true",
+                        help="only the collector stage, likewise")
     config.add_common_args(parser)
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
@@ -238,12 +244,14 @@ def main(argv: list[str] | None = None) -> int:
             "stages": [asdict(s) for s in stages]}, indent=2) + "\n")
 
     stages: list[Stage] = []
-    if args.spark_only:
+    if args.spark_only or args.collector_only:
         if args.output.exists():
             previous = json.loads(args.output.read_text())
             about = {k: previous.get(k, v) for k, v in about.items()}
             stages = [Stage(**{**s, "slowest_models": tuple(map(tuple, s["slowest_models"]))})
                       for s in previous["stages"]]
+        if args.collector_only:
+            record(run_collector_stage(database, env, args, about))
     else:
         # A scratch database, made anew: every run does the same work (a previous run's ml
         # tables would make the scoring mart score every play in the full build).
@@ -325,8 +333,10 @@ def run_collector_stage(database: str, env: dict[str, str], args: argparse.Names
 
     figures = collector.measure(database, env, events=args.collector_events,
                                 sessions=args.sessions, seed=args.seed,
-                                workers=args.collector_workers)
-    about["collector"] = figures
+                                rate=args.collector_rate, workers=args.collector_workers)
+    # Its own commit and load: with --collector-only the rest of the results is older.
+    about["collector"] = {**figures, "commit": commit(),
+                          "load_average_at_end": round(os.getloadavg()[0], 2)}
     return Stage("collector: HTTP -> raw", figures["acked_events"], figures["seconds"],
                  figures["events_per_second"] or 0.0, figures["collector_peak_rss_mb"],
                  load_average=round(os.getloadavg()[0], 2))

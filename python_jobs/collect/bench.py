@@ -4,7 +4,8 @@ On a database whose models are built, it starts a collector (default flush setti
 build loop (`collect follow`, default settings) as the commands a user runs, floods the
 collector with the generator's events as new live plays (event ids prefixed, started_at =
 now, so they join the generated users and tracks), then sends one probe event and waits
-until the loop has built it into marts.fct_plays, then a second one (see measure).
+until the loop has built it into marts.fct_plays, then a second one; then, the loop
+stopped, it sends events at a steady rate (see measure).
 """
 
 from __future__ import annotations
@@ -67,15 +68,33 @@ def _probe(database: str, url: str, env: dict[str, str], seed: int, timeout: flo
     return None
 
 
+def _requests(sessions: int, seed: int, events: int) -> list[client.Batch]:
+    """Requests of 500 of the generator's events as new live plays, made before the clock
+    starts (enough sessions for the events; users past the database's own are unknown to
+    the models, which changes nothing here)."""
+    frames = client.generated(max(sessions, events // 10), seed)
+    return list(client.batches(frames, 500, id_prefix=f"live-{uuid.uuid4().hex[:8]}-",
+                               live=True, limit=events))
+
+
 def measure(database: str, env: dict[str, str], *, events: int, sessions: int, seed: int,
-            workers: int = 1, freshness_timeout: float = 600) -> dict:
-    """Sustained events/s and ack latency of a flood, then event-to-fct_plays seconds."""
+            rate: float = 20_000, rate_seconds: float = 10, workers: int | None = None,
+            freshness_timeout: float = 600) -> dict:
+    """With the build loop running: the collector's capacity (a flood of `events`: 8
+    connections sending as fast as they are acknowledged) and event-to-fct_plays seconds.
+    Then, the loop stopped, the collector's ack latency at a steady `rate` for
+    `rate_seconds` (the client keeps to the rate whatever the answers take, on up to 32
+    connections).
+
+    Under the flood, latency is the queue the client keeps full (4,000 events in flight /
+    events per second); at a steady rate it is what a sender waits for its answer."""
     port = _free_port()
     env = {**env, "PGDATABASE": database,
            "WAREHOUSE_COLLECTOR_TOKEN": secrets.token_urlsafe(24)}
     url = f"http://127.0.0.1:{port}/v1/events"
-    server = _start(["serve", "--port", str(port), "--database", database, "--workers",
-                     str(workers)], env)
+    token = env["WAREHOUSE_COLLECTOR_TOKEN"]
+    server = _start(["serve", "--port", str(port), "--database", database,
+                     *(["--workers", str(workers)] if workers else [])], env)
     line = server.stdout.readline()
     if "listening" not in line:
         raise SystemExit(f"collector did not start: {line}")
@@ -86,12 +105,7 @@ def measure(database: str, env: dict[str, str], *, events: int, sessions: int, s
         loop = _start(["follow", "--database", database], env, follow_log)
     log.info("collect follow writes to %s", log_path)
     try:
-        # Generated before the clock starts (enough sessions for the events; users past the
-        # database's own are unknown to the models, which changes nothing here).
-        frames = client.generated(max(sessions, events // 10), seed)
-        requests = list(client.batches(frames, 500, id_prefix=f"live-{uuid.uuid4().hex[:8]}-",
-                                       live=True, limit=events))
-        stats, _ = asyncio.run(client.send(url, env["WAREHOUSE_COLLECTOR_TOKEN"], requests,
+        flood, _ = asyncio.run(client.send(url, token, _requests(sessions, seed, events),
                                            concurrency=8))
         # The first probe may be caught by a build already under way (the loop starts one
         # as soon as raw changes); the second, sent the moment the first is in fct_plays,
@@ -99,10 +113,16 @@ def measure(database: str, env: dict[str, str], *, events: int, sessions: int, s
         # close to the longest an event waits.
         freshness = _probe(database, url, env, seed, freshness_timeout)
         next_build = _probe(database, url, env, seed, freshness_timeout) if freshness else None
-    finally:
         loop_status, _ = _stop(loop)
+        steady, _ = asyncio.run(client.send(
+            url, token, _requests(sessions, seed, int(rate * rate_seconds)), rate=rate,
+            concurrency=32))
+    finally:
+        if loop.returncode is None:
+            _stop(loop)
         server_status, server_mb = _stop(server)
-    figures = {**stats.summary(), "workers": workers,
+    figures = {**flood.summary(), "workers": workers or "default",
+               "steady": {"rate": rate, **steady.summary()},
                "event_to_fct_plays_seconds": freshness,
                "event_to_fct_plays_seconds_next_build": next_build,
                "collector_peak_rss_mb": server_mb, "collector_exit": server_status,

@@ -188,11 +188,16 @@ async def send(url: str, token: str, requests: Iterable[Batch], *, rate: float =
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=concurrency)
 
+    scheduled = 0  # events given a send time so far
+
     async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal scheduled
         for batch in source:
             if rate:
-                due = begin + (stats.events + len(batch.lines)) / rate
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                # The send time is taken before sleeping, so workers that pick requests at
+                # the same moment get successive times, not one (a burst every round trip).
+                scheduled += len(batch.lines)
+                await asyncio.sleep(max(0.0, begin + scheduled / rate - time.monotonic()))
             lines = batch.lines
             if batch.live:
                 now = datetime.now(UTC).strftime('"%Y-%m-%dT%H:%M:%S.%fZ"')

@@ -333,3 +333,65 @@ def test_the_look_up_of_stored_ids_uses_the_collectors_index(fresh_database):
         plan = db.read_sql(conn, f"explain select event_id from {store.RAW} where _batch_id "
                                  "like %s and event_id = any(%s)", (store.OWN_ROWS, ["a"]))
     assert store.INDEX in " ".join(plan.iloc[:, 0])
+
+
+def test_kill_9_of_a_multi_worker_collector_stops_its_workers(fresh_database):
+    """kill -9 of `serve --workers 2` is a crash of the whole collector: no worker is left
+    holding the port (and acknowledging into a queue nobody restarts)."""
+    import psutil
+
+    database = fresh_database("collect_workers_kill")
+    port = _free_port()
+    proc = _serve(database, port, "--workers", "2")
+    workers = [p for p in psutil.Process(proc.pid).children()
+               if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).ok
+    proc.kill()
+    proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
+
+
+def test_the_client_keeps_to_its_rate_whatever_the_answers_take():
+    """At a rate, requests leave on schedule (one per batch / rate seconds), not in bursts
+    of --concurrency each time the answers to the previous ones arrive together."""
+    from aiohttp import web
+
+    arrivals: list[float] = []
+
+    async def slow_collector(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        await request.read()
+        await asyncio.sleep(0.3)  # every answer takes six sending intervals
+        return web.json_response({"stored": 100, "duplicates": 0, "rejected": 0})
+
+    async def run() -> client.Stats:
+        app = web.Application()
+        app.router.add_post("/v1/events", slow_collector)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        batches = [client.Batch([f"e{k}-{i}" for i in range(100)],
+                                [json.dumps(_good(i)) for i in range(100)]) for k in range(40)]
+        started[0] = time.monotonic()
+        try:
+            stats, _ = await client.send(_url(port), TOKEN, batches, rate=2_000,
+                                         concurrency=8)
+        finally:
+            await runner.cleanup()
+        return stats
+
+    started = [0.0]
+    stats = asyncio.run(run())
+    assert stats.acked_events == 4_000 and not stats.given_up and len(arrivals) == 40
+    # 100 events at 2,000 a second: the k-th request (from 0) is due (k + 1) * 50 ms after
+    # the start and never leaves before (a loaded machine can only make it later). The
+    # old pacing sent 8 at once, each time the answers to the previous 8 came back.
+    early = [k for k, at in enumerate(sorted(arrivals))
+             if at < started[0] + (k + 1) * 0.05]
+    assert not early, early
