@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                              "and event-to-fct_plays seconds (docs/collector.md)")
     parser.add_argument("--collector-events", type=int, default=100_000,
                         help="events of the collector's flood")
-    parser.add_argument("--collector-rate", type=float, default=20_000,
+    # The goal's 20,000 and 5 %: counting the last answers, an achieved rate clears 20,000
+    # only when the offered one is a little above.
+    parser.add_argument("--collector-rate", type=float, default=21_000,
                         help="events per second of the collector's steady run (10 s)")
     parser.add_argument("--collector-workers", type=int,
                         help="collector processes (default: serve's)")
