@@ -154,6 +154,38 @@ def _assert_equal(built: dict[str, pd.DataFrame], reference: dict[str, pd.DataFr
     assert not problems, f"{order}: {problems}"
 
 
+def _statistics() -> pd.DataFrame:
+    """Per incremental table: its pages now and at its last ANALYZE or VACUUM (relpages),
+    whether it has planner statistics, and how many ANALYZE commands ran on it (autovacuum's
+    are counted apart, in autoanalyze_count)."""
+    names = [f"{schema}.{name}" for schema, tables in INCREMENTAL.items() for name in tables]
+    with db.connect(DATABASE) as conn:
+        return db.read_sql(conn, """
+            select
+                stats.schemaname || '.' || stats.relname as name,
+                pg_relation_size(stats.relid) / current_setting('block_size')::int as pages,
+                class.relpages,
+                stats.n_live_tup > 0 as has_rows,
+                stats.analyze_count,
+                exists (
+                    select from pg_stats
+                    where schemaname = stats.schemaname and tablename = stats.relname
+                ) as has_statistics
+            from pg_stat_user_tables as stats
+            inner join pg_class as class on stats.relid = class.oid
+            where stats.schemaname || '.' || stats.relname = any(%s)""",
+                            (names,)).set_index("name")
+
+
+def _assert_planned_with_statistics(order: str) -> None:
+    """The analyze_table post-hook's promise after any build: no table with rows lacks
+    statistics, and none has grown by more than a tenth since they were taken."""
+    stats = _statistics()
+    stale = stats[(stats["has_rows"] & ~stats["has_statistics"])
+                  | (stats["pages"] > 1.1 * stats["relpages"])]
+    assert stale.empty, f"{order}: tables planned without fresh statistics:\n{stale}"
+
+
 def _first_build_tracks_only(wh: Warehouse, first: date, last: date) -> None:
     assert holdback.hold_back(DATABASE, first, last) > 0  # every play, future ones too
     wh.first_build()
@@ -245,6 +277,7 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
         arrive(wh, first, last)
         wh.build(everything=False)
         _assert_equal(wh.incremental_tables(), reference, keys, name)
+        _assert_planned_with_statistics(name)
     wh.build()
     marts = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
     assert set(marts) == {name for name in reference if name.startswith("marts.")}
@@ -328,3 +361,29 @@ def test_a_backtest_as_of_an_earlier_day_then_a_plain_run_gives_the_full_refresh
     after = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
              **wh.incremental_tables()}
     _assert_equal(after, before, keys, "a backtest as of an earlier day, then a plain run")
+
+
+def test_a_daily_run_analyzes_only_the_tables_it_grew_by_more_than_a_tenth(warehouse_built):
+    """ANALYZE samples a whole table again, so a daily run leaves the statistics of a table
+    it grew a little to autovacuum; a table grown by more than a tenth since its statistics
+    were taken is analyzed in the run (the rule is analyze_table's)."""
+    wh, _ = warehouse_built
+    wh.build()
+    day = holdback.newest_full_day(DATABASE)
+    assert holdback.hold_back(DATABASE, day, day) > 0
+    wh.build(everything=False)
+    with db.connect(DATABASE) as conn:
+        for schema, names in INCREMENTAL.items():
+            for name in names:
+                db.execute(conn, f"analyze {schema}.{name}")
+    before = _statistics()
+    holdback.restore(DATABASE)
+    wh.build(everything=False)
+    after = _statistics()
+    grown = after["pages"] > 1.1 * before["relpages"]
+    analyzed = after["analyze_count"] > before["analyze_count"]
+    assert (grown == analyzed).all(), pd.DataFrame({"grown": grown, "analyzed": analyzed})
+    # the day was a small change for the play-level tables, which are the large ones
+    assert not analyzed["marts.fct_play_skip_features"]
+    assert not analyzed["intermediate.int_plays_enriched"]
+    _assert_planned_with_statistics("a daily run")

@@ -133,40 +133,24 @@ user_days as (
     where {{ before_window | replace('@', 'session_date') }}
 ),
 
--- the day aggregate once per history CTE below, each read once: a CTE read several times
--- would be materialised, to disk
-user_track_days_for_tracks as (
-    select
-        user_id,
-        track_id,
-        play_count,
-        skip_count
-    from {{ ref('int_user_track_days_aggregated') }}
-    where {{ before_window | replace('@', 'session_date') }}
-),
-
-user_track_days_for_artists as (
-    select
-        user_id,
-        artist_id,
-        play_count,
-        skip_count
-    from {{ ref('int_user_track_days_aggregated') }}
-    where {{ before_window | replace('@', 'session_date') }}
-),
-
-user_track_days_for_genres as (
-    select
-        user_id,
-        genre,
-        play_count,
-        skip_count
-    from {{ ref('int_user_track_days_aggregated') }}
-    where {{ before_window | replace('@', 'session_date') }}
-),
-
 window_users as (
     select distinct user_id from window_keys
+),
+
+-- the active users' days, read once for the track, artist and genre history (an incremental
+-- run's window users are a fraction of the table; a full build's history is empty)
+user_track_days as (
+    select
+        user_track_days.user_id,
+        user_track_days.track_id,
+        user_track_days.artist_id,
+        user_track_days.genre,
+        user_track_days.play_count,
+        user_track_days.skip_count
+    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
+    inner join window_users
+        on user_track_days.user_id = window_users.user_id
+    where {{ before_window | replace('@', 'user_track_days.session_date') }}
 ),
 
 user_history as (
@@ -194,7 +178,7 @@ track_history as (
         user_track_days.track_id,
         cast(sum(user_track_days.play_count) as bigint) as play_count,
         cast(sum(user_track_days.skip_count) as bigint) as skip_count
-    from user_track_days_for_tracks as user_track_days
+    from user_track_days
     where
         exists (
             select 1 from window_keys
@@ -213,7 +197,7 @@ artist_history as (
         user_track_days.artist_id,
         cast(sum(user_track_days.play_count) as bigint) as play_count,
         cast(sum(user_track_days.skip_count) as bigint) as skip_count
-    from user_track_days_for_artists as user_track_days
+    from user_track_days
     where
         exists (
             select 1 from window_keys
@@ -233,9 +217,7 @@ genre_history as (
         user_track_days.genre,
         cast(sum(user_track_days.play_count) as bigint) as play_count,
         cast(sum(user_track_days.skip_count) as bigint) as skip_count
-    from user_track_days_for_genres as user_track_days
-    inner join window_users
-        on user_track_days.user_id = window_users.user_id
+    from user_track_days
     group by
         user_track_days.user_id,
         user_track_days.genre
