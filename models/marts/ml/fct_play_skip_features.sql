@@ -137,20 +137,25 @@ window_users as (
     select distinct user_id from window_keys
 ),
 
+user_track_days_before_window as (
+    select
+        user_id,
+        track_id,
+        artist_id,
+        genre,
+        play_count,
+        skip_count
+    from {{ ref('int_user_track_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
 -- the active users' days, read once for the track, artist and genre history (an incremental
 -- run's window users are a fraction of the table; a full build's history is empty)
 user_track_days as (
-    select
-        user_track_days.user_id,
-        user_track_days.track_id,
-        user_track_days.artist_id,
-        user_track_days.genre,
-        user_track_days.play_count,
-        user_track_days.skip_count
-    from {{ ref('int_user_track_days_aggregated') }} as user_track_days
+    select user_track_days_before_window.*
+    from user_track_days_before_window
     inner join window_users
-        on user_track_days.user_id = window_users.user_id
-    where {{ before_window | replace('@', 'user_track_days.session_date') }}
+        on user_track_days_before_window.user_id = window_users.user_id
 ),
 
 user_history as (
