@@ -78,7 +78,7 @@ def _requests(sessions: int, seed: int, events: int) -> list[client.Batch]:
 
 
 def measure(database: str, env: dict[str, str], *, events: int, sessions: int, seed: int,
-            rate: float = 21_000, rate_seconds: float = 10, workers: int | None = None,
+            rate: float, rate_seconds: float = 10, workers: int | None = None,
             freshness_timeout: float = 600) -> dict:
     """With the build loop running: the collector's capacity (a flood of `events`: 8
     connections sending as fast as they are acknowledged) and event-to-fct_plays seconds.

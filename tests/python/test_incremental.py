@@ -38,6 +38,8 @@ INCREMENTAL = {
     "marts": ["fct_plays", "fct_sessions", "fct_playlist_runs", "fct_play_skip_features",
               "fct_session_training"],
 }
+INCREMENTAL_TABLES = [f"{schema}.{name}" for schema, names in INCREMENTAL.items()
+                      for name in names]
 EVENT_COLUMNS = [c.name for c in contract.TABLES["listening_events"].columns]
 
 pytestmark = pytest.mark.slow
@@ -131,9 +133,8 @@ def warehouse_built(tmp_path_factory) -> Iterator[tuple[Warehouse, dict[str, pd.
             # from here on no incremental model and no watermark: each is built from
             # nothing, as in a new warehouse (views and dimensions stay: they hold no state)
             with db.connect(DATABASE) as conn:
-                for schema, names in INCREMENTAL.items():
-                    for name in names:
-                        db.execute(conn, f"drop table {schema}.{name} cascade")
+                for table in INCREMENTAL_TABLES:
+                    db.execute(conn, f"drop table {table} cascade")
                 db.execute(conn, "drop table incremental.watermarks")
             yield wh, reference
         finally:
@@ -157,7 +158,6 @@ def _assert_equal(built: dict[str, pd.DataFrame], reference: dict[str, pd.DataFr
 def _statistics() -> pd.DataFrame:
     """Per incremental table: its pages now and at its last ANALYZE or VACUUM (relpages), and
     whether it has planner statistics."""
-    names = [f"{schema}.{name}" for schema, tables in INCREMENTAL.items() for name in tables]
     with db.connect(DATABASE) as conn:
         return db.read_sql(conn, """
             select
@@ -172,7 +172,7 @@ def _statistics() -> pd.DataFrame:
             from pg_stat_user_tables as stats
             inner join pg_class as class on stats.relid = class.oid
             where stats.schemaname || '.' || stats.relname = any(%s)""",
-                            (names,)).set_index("name")
+                            (INCREMENTAL_TABLES,)).set_index("name")
 
 
 def _assert_planned_with_statistics(order: str) -> None:
@@ -267,8 +267,7 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
     keys = _keys(wh)
     manifest = json.loads((wh.work / "target" / "manifest.json").read_text())
     assert {f"{n['schema']}.{n['name']}" for n in manifest["nodes"].values()
-            if n["config"].get("materialized") == "incremental"} == {
-        f"{schema}.{name}" for schema, names in INCREMENTAL.items() for name in names}
+            if n["config"].get("materialized") == "incremental"} == set(INCREMENTAL_TABLES)
     assert len(reference["marts.fct_plays"]) > 1000
     first, last = wh.day_range()
     for name, arrive in ORDERS:
@@ -372,11 +371,10 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
     assert holdback.hold_back(DATABASE, day, day) > 0
     wh.build(everything=False)
     with db.connect(DATABASE) as conn:
-        for schema, names in INCREMENTAL.items():
-            for name in names:
-                # statistics without the day, which autovacuum must not renew during the run
-                db.execute(conn, f"alter table {schema}.{name} set (autovacuum_enabled = off)")
-                db.execute(conn, f"analyze {schema}.{name}")
+        for table in INCREMENTAL_TABLES:
+            # statistics without the day, which autovacuum must not renew during the run
+            db.execute(conn, f"alter table {table} set (autovacuum_enabled = off)")
+            db.execute(conn, f"analyze {table}")
     holdback.restore(DATABASE)
     wh.build(everything=False)
     _assert_planned_with_statistics("a daily run")
@@ -385,7 +383,7 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
         columns = db.read_sql(conn, """
             select table_schema, table_name, column_name from information_schema.columns
             where table_schema || '.' || table_name = any(%s) and data_type = 'date'""",
-                              ([f"{s}.{n}" for s, names in INCREMENTAL.items() for n in names],))
+                              (INCREMENTAL_TABLES,))
         for schema, table, column in columns.itertuples(index=False):
             where = f"from {schema}.{table} where {column} = %s"
             rows = db.read_sql(conn, f"select count(*) as n {where}", (day,)).iloc[0]["n"]
