@@ -1,8 +1,9 @@
 {#- Incremental config shared by every model over plays: whole days are rebuilt, from the
     first day touched by a change in the batch registry since the model was last built
     (macros/incremental_window_start.sql). `days_before`: how many days before a changed
-    day the model's rebuild must start (a session-keyed model: a changed play belongs to a
-    session that started up to session_history_days() earlier). `lookback_where` limits the
+    day the model's rebuild may have to start (a session-keyed model: a changed play belongs
+    to a session that started up to session_history_days() earlier; the rebuild starts at
+    the earliest such session, incremental_session_start_day). `lookback_where` limits the
     rows whose newest day starts the late-event lookback.
 
     The pre-hook clears every day from the first rebuilt day on (a day whose rows were all

@@ -5,7 +5,9 @@
       watermark (incremental_watermark_name) and up to the run's bound, counting only the
       raw tables the model reads (incremental_source_tables); a change with no day range (a
       dimension table, or a batch without dated rows) touches every day;
-    - minus the model's `rebuild_days_before` (see incremental_by_day);
+    - for a session-keyed model (`rebuild_days_before` above 0, see incremental_by_day): the
+      start day of the earliest session that can reach that day, up to that many days
+      before it (incremental_session_start_day);
     - or, if earlier and var incremental_lookback_days is not 0 (the default), that many
       days before the newest day already built (rows written without a registry entry;
       nothing depends on it being right).
@@ -53,7 +55,7 @@
         (select max({{ day_column }}) from {{ this }}{{ ' where ' ~ where if where }})
     {%- endset -%}
     {%- set first_day -%}
-        {{ dbt.dateadd('day', -days_before, first_changed) }}
+        {{ incremental_session_start_day(first_changed, days_before) }}
     {%- endset -%}
     {%- if var('incremental_lookback_days') > 0 -%}
         {%- set first_day -%}
@@ -73,4 +75,39 @@
         {{ return('1900-01-01') }}
     {%- endif -%}
     {{ return(result[0][:10] if result[0] else none) }}
+{% endmacro %}
+
+
+{#- A session-keyed model's first rebuilt day for a change from `first_changed` (SQL date) on:
+    the start day of the earliest session, no more than `days_before` days earlier, whose
+    plays end no more than session_gap_minutes before that day begins, or `first_changed`
+    itself. Plays that start on or after that day can join only such a session (a play joins
+    the session whose latest end is within the gap of its start), and a session that lost
+    plays from that day on keeps its earlier plays, its start and that latest end: so every
+    session a change can touch starts on or after this day, before the change is built
+    (int_plays_sessionized reads its own rows) and after (the models downstream read its
+    new rows). Usually one day before the change (sessions across midnight), not
+    `days_before`. Without the sessions table (not built yet): `days_before` before. -#}
+{% macro incremental_session_start_day(first_changed, days_before) %}
+    {%- set fallback = dbt.dateadd('day', -days_before, first_changed) -%}
+    {%- set node = graph.nodes.values() | selectattr('name', 'equalto', 'int_plays_sessionized')
+                   | first -%}
+    {%- set sessions = adapter.get_relation(
+            database=node.database, schema=node.schema, identifier=node.alias) -%}
+    {%- if sessions is none -%}{{ return(fallback) }}{%- endif -%}
+    {%- set day_start = 'cast(' ~ first_changed ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
+    {%- set query -%}
+        coalesce(
+            (
+                select min(session_date) from {{ sessions }}
+                where
+                    session_date >= {{ fallback }}
+                    and session_date < {{ first_changed }}
+                    and ended_at
+                    >= {{ add_milliseconds(day_start, -var('session_gap_minutes') * 60000) }}
+            ),
+            {{ first_changed }}
+        )
+    {%- endset -%}
+    {{ return(query) }}
 {% endmacro %}

@@ -1,7 +1,7 @@
 """Incremental models never lose data, whatever order it arrives in (issue 17).
 
 One small generated data set (300 sessions). A `dbt run --full-refresh` on it is the
-reference. Then, from an empty warehouse, the same data arrives in seven orders, one after
+reference. Then, from an empty warehouse, the same data arrives in eight orders, one after
 the other in the same database, each change made through the batch registry (the loader, or
 python_jobs.holdback, both write raw.load_changes) and followed only by plain `dbt run`s.
 After each order every incremental model (marts and intermediate) must equal the reference
@@ -113,6 +113,23 @@ def _load_events(database: str, batch: str, frame: pd.DataFrame) -> None:
     assert result.rows_rejected == 0 and result.rows_loaded == len(frame)
 
 
+def _sessions_across_midnight(database: str) -> pd.DataFrame:
+    """Into every day but the first, a session that started the evening before: a user's
+    play at 23:50 and the next at 00:05 (within the session gap). A change from a day on
+    must then also rebuild the day before, the session's start day (generated sessions
+    rarely cross midnight at 300 sessions)."""
+    template = _events(database, "true order by started_at, event_id", ())
+    days = pd.to_datetime(template["started_at"]).dt.normalize().drop_duplicates()
+    rows = []
+    for number, day in enumerate(days.iloc[1:]):
+        play = template.iloc[(number * 97) % len(template)]
+        for part, start in (("evening", day - pd.Timedelta(minutes=10)),
+                            ("after-midnight", day + pd.Timedelta(minutes=5))):
+            rows.append({**play.to_dict(), "event_id": f"midnight-{number}-{part}",
+                         "started_at": start, "ms_played": 180_000, "reason_end": "trackdone"})
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+
 @pytest.fixture(scope="module")
 def warehouse_built(tmp_path_factory) -> Iterator[tuple[Warehouse, dict[str, pd.DataFrame]]]:
     tmp = tmp_path_factory.mktemp("incremental")
@@ -125,6 +142,7 @@ def warehouse_built(tmp_path_factory) -> Iterator[tuple[Warehouse, dict[str, pd.
         try:
             assert generate.main(["--sessions", str(SESSIONS), "--seed", "17", "--database",
                                   DATABASE, "--log-level", "WARNING"]) == 0
+            _load_events(DATABASE, "midnight", _sessions_across_midnight(DATABASE))
             wh = Warehouse(tmp)
             wh.dbt("seed")
             wh.dbt("run", "--full-refresh", *MODELS)
@@ -251,6 +269,20 @@ def _batch_removed(wh: Warehouse, first: date, last: date) -> None:
         assert load.remove_batch(conn, "listening_events", "extra") == len(extra)
 
 
+def _late_play_across_midnight_removed(wh: Warehouse, first: date, last: date) -> None:
+    """A batch with one more after-midnight play of a session that started the day before
+    is built in by a full refresh, then removed: the plain run must rebuild that start day."""
+    plays = _events(DATABASE, "event_id like 'midnight-%%-after-midnight' order by started_at", ())
+    assert len(plays) > 20
+    late = plays.iloc[[len(plays) // 2]].copy()
+    late["event_id"] = "late-" + late["event_id"]
+    late["started_at"] = late["started_at"] + pd.Timedelta(minutes=7)
+    _load_events(DATABASE, "late", late)
+    wh.dbt("run", "--full-refresh", *INCREMENTAL_ONLY)
+    with db.connect(DATABASE) as conn:
+        assert load.remove_batch(conn, "listening_events", "late") == 1
+
+
 ORDERS: list[tuple[str, Callable[[Warehouse, date, date], None]]] = [
     ("first build with tracks only", _first_build_tracks_only),
     ("newest day held back", _newest_day_last),
@@ -259,6 +291,7 @@ ORDERS: list[tuple[str, Callable[[Warehouse, date, date], None]]] = [
     ("three batches with builds between", _three_batches),
     ("one old day's batch replaced with corrected rows", _old_day_replaced),
     ("one batch removed", _batch_removed),
+    ("a late play of a session across midnight removed", _late_play_across_midnight_removed),
 ]
 
 

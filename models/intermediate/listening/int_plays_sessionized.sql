@@ -7,10 +7,11 @@
     sorts the plays once; per-session and per-run numbers are differences of per-user
     running numbers instead of windows partitioned by session.
 
-    Incremental runs rebuild whole sessions keyed on the day the session started, from
-    session_history_days() before the first changed play day (incremental_window_start).
-    They read that many more days of plays, enough for any earlier play (at most
-    max_ms_played_hours long) that could still reach into the window within the gap. -#}
+    Incremental runs rebuild whole sessions keyed on the day the session started, from the
+    start day of the earliest session a change can touch (incremental_window_start, at most
+    session_history_days() before the first changed play day). They read that many more
+    days of plays, enough for any earlier play (at most max_ms_played_hours long) that could
+    still reach into the window within the gap. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('session_date', days_before=session_history_days())
