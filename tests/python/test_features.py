@@ -130,6 +130,23 @@ def test_incremental_equals_full_refresh(built):
     _assert_same(built["incremental_sessions"], built["full_sessions"], "fct_session_training")
 
 
+def test_distinct_tracks_are_counted_from_the_plays(built):
+    """distinct_track_count sums the per-(user, artist) track counts: it must be the user's
+    distinct tracks in the plays, with users who played several tracks of one artist."""
+    with db.connect(DATABASE) as conn:
+        counts = db.read_sql(conn, """
+            select features.user_id, features.distinct_track_count,
+                   count(distinct plays.track_id) as tracks,
+                   count(distinct plays.artist_id) as artists
+            from marts.fct_user_features as features
+            inner join intermediate.int_plays_enriched as plays
+                on features.user_id = plays.user_id
+            group by 1, 2""")
+    assert len(counts) > 50
+    assert (counts["tracks"] > counts["artists"]).sum() > len(counts) / 2
+    assert (counts["distinct_track_count"] == counts["tracks"]).all()
+
+
 def test_planted_skip_effects_show_in_the_training_mart(built):
     plays = built["full_plays"]
     # the user's skip propensity u ~ N(0, 0.5) makes a user's past skips predict the next

@@ -1,7 +1,9 @@
-{#- One row per user and artist ever played: first and newest session day and plays, summed
-    over int_user_track_days_aggregated (up to var features_as_of_date when set). State for
-    the user features (int_user_genre_diversity), kept by key: an incremental run recomputes
-    only the (user, artist) pairs a change touched (incremental_by_key). -#}
+{#- One row per user and artist ever played: first and newest session day, plays and distinct
+    tracks, summed over int_user_track_days_aggregated (up to var features_as_of_date when
+    set). State for the user features (int_user_genre_diversity), kept by key: an incremental
+    run recomputes only the (user, artist) pairs a change touched (incremental_by_key). A
+    track has one artist, so the user's distinct tracks are the sum of track_count: no
+    per-(user, track) state is needed. -#}
 {{ config(**incremental_by_key(['user_id', 'artist_id'], 'first_played_date', 'last_played_date',
                                days_before=session_history_days(),
                                as_of_var='features_as_of_date')) }}
@@ -13,6 +15,7 @@ with user_track_days as (
     select
         user_id,
         artist_id,
+        track_id,
         genre,
         session_date,
         play_count
@@ -22,10 +25,11 @@ with user_track_days as (
     {% endif %}
 ),
 
-summarised as (
+user_tracks as (
     select
         user_id,
         artist_id,
+        track_id,
         max(genre) as genre,
         min(session_date) as first_played_date,
         max(session_date) as last_played_date,
@@ -42,6 +46,22 @@ summarised as (
     {% endif %}
     group by
         user_id,
+        artist_id,
+        track_id
+),
+
+summarised as (
+    select
+        user_id,
+        artist_id,
+        max(genre) as genre,
+        min(first_played_date) as first_played_date,
+        max(last_played_date) as last_played_date,
+        sum(play_count) as play_count,
+        count(*) as track_count
+    from user_tracks
+    group by
+        user_id,
         artist_id
 ),
 
@@ -55,7 +75,8 @@ final as (
             summarised.genre,
             summarised.first_played_date,
             summarised.last_played_date,
-            summarised.play_count
+            summarised.play_count,
+            summarised.track_count
         from ({{ changed_keys }}) as changed_keys
         left join summarised
             on

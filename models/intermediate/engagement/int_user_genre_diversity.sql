@@ -11,19 +11,16 @@ with as_of as (
     select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
 ),
 
--- per (user, artist) and (user, track) state, summed up to the as-of day
+-- per (user, artist) state, summed up to the as-of day
 user_artists as (
     select
         user_id,
         artist_id,
         genre,
         first_played_date,
-        play_count
+        play_count,
+        track_count
     from {{ ref('int_user_artists_summarised') }}
-),
-
-user_track_pairs as (
-    select user_id from {{ ref('int_user_tracks_summarised') }}
 ),
 
 user_days as (
@@ -40,14 +37,6 @@ artists as (
         as_of.as_of_date
     from user_artists
     cross join as_of
-),
-
-user_tracks as (
-    select
-        user_id,
-        count(*) as distinct_track_count
-    from user_track_pairs
-    group by user_id
 ),
 
 recent_plays as (
@@ -80,10 +69,8 @@ user_totals as (
         artists.user_id,
         sum(artists.play_count) as play_count,
         coalesce(max(recent_plays.play_count_last_28d), 0) as play_count_last_28d,
-        max(user_tracks.distinct_track_count) as distinct_track_count
+        sum(artists.track_count) as distinct_track_count
     from artists
-    inner join user_tracks
-        on artists.user_id = user_tracks.user_id
     left join recent_plays
         on artists.user_id = recent_plays.user_id
     group by artists.user_id
