@@ -147,6 +147,64 @@ def test_distinct_tracks_are_counted_from_the_plays(built):
     assert (counts["distinct_track_count"] == counts["tracks"]).all()
 
 
+def test_diversity_features_equal_a_direct_computation_from_the_plays(built):
+    """int_user_genre_diversity (summed from the per-(user, artist) state) against pandas on
+    the plays themselves: every column, floats to 1e-9."""
+    with db.connect(DATABASE) as conn:
+        built_rows = _read(conn, "intermediate.int_user_genre_diversity", "user_id")
+        plays = db.read_sql(conn, "select user_id, session_date, track_id, artist_id, genre "
+                                  "from intermediate.int_plays_enriched")
+    plays["session_date"] = pd.to_datetime(plays["session_date"])
+    as_of = plays["session_date"].max()
+    recent_start = as_of - pd.Timedelta(days=28)
+    users = plays.groupby("user_id")
+    per_genre = plays.groupby(["user_id", "genre"]).agg(
+        plays=("track_id", "size"), first=("session_date", "min")).reset_index()
+    per_artist = plays.groupby(["user_id", "artist_id"]).agg(
+        plays=("track_id", "size"), first=("session_date", "min")).reset_index()
+    total = users.size()
+    genre_share = per_genre["plays"] / per_genre["user_id"].map(total)
+    per_genre["entropy_term"] = -genre_share * np.log(genre_share)
+    artist_share = per_artist["plays"] / per_artist["user_id"].map(total)
+    per_artist["square"] = artist_share ** 2
+    genres, artists = per_genre.groupby("user_id"), per_artist.groupby("user_id")
+    recent_plays = plays[plays["session_date"] > recent_start].groupby("user_id").size()
+    recent_plays = recent_plays.reindex(total.index).fillna(0)
+
+    def per_recent_play(count: pd.Series) -> pd.Series:
+        return (count.reindex(total.index).fillna(0) / recent_plays).where(recent_plays > 0)
+
+    genre_count = genres.size()
+    entropy = genres["entropy_term"].sum()
+    expected = pd.DataFrame({
+        "user_id": total.index,
+        "genre_count": genre_count,
+        "genre_entropy": entropy,
+        "genre_entropy_normalised": (entropy / np.log(genre_count)).clip(upper=1)
+        .where(genre_count > 1, 0.0),
+        "top_genre_play_share": genres["plays"].max() / total,
+        "artist_count": artists.size(),
+        "top_artist_play_share": artists["plays"].max() / total,
+        "artist_hhi": artists["square"].sum(),
+        "distinct_track_count": users["track_id"].nunique(),
+        "track_repeat_rate": 1 - users["track_id"].nunique() / total,
+        "artist_exploration_ratio": artists.size() / total,
+        "genre_exploration_ratio": genre_count / total,
+        "artist_exploration_ratio_28d": per_recent_play(
+            per_artist[per_artist["first"] > recent_start].groupby("user_id").size()),
+        "genre_exploration_ratio_28d": per_recent_play(
+            per_genre[per_genre["first"] > recent_start].groupby("user_id").size()),
+    }).reset_index(drop=True)
+    # some users past the 28 days, some not; most with several genres
+    assert len(expected) > 50
+    assert 0 < expected["artist_exploration_ratio_28d"].notna().sum() < len(expected)
+    assert (expected["genre_count"] > 1).sum() > len(expected) / 2
+    _assert_same(built_rows[list(expected.columns)], expected.astype(
+        {c: float for c in expected.columns if c not in
+         ("user_id", "genre_count", "artist_count", "distinct_track_count")}),
+        "int_user_genre_diversity")
+
+
 def test_planted_skip_effects_show_in_the_training_mart(built):
     plays = built["full_plays"]
     # the user's skip propensity u ~ N(0, 0.5) makes a user's past skips predict the next

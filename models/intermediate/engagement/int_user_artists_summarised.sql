@@ -33,7 +33,7 @@ user_tracks as (
         max(genre) as genre,
         min(session_date) as first_played_date,
         max(session_date) as last_played_date,
-        sum(play_count) as play_count
+        cast(sum(play_count) as bigint) as play_count
     from user_track_days
     {% if changed_keys %}
         where
@@ -57,7 +57,9 @@ summarised as (
         max(genre) as genre,
         min(first_played_date) as first_played_date,
         max(last_played_date) as last_played_date,
-        sum(play_count) as play_count,
+        -- bigint, not the numeric a sum gives: int_user_genre_diversity sums it over 6M rows
+        -- at 1M sessions, several times faster
+        cast(sum(play_count) as bigint) as play_count,
         count(*) as track_count
     from user_tracks
     group by

@@ -1,6 +1,6 @@
 {#- One row per user with a play on or before the as-of day: diversity of genres and
-    artists, from the per-(user, artist) and per-(user, track) state (incremental by key, so
-    a daily run sums small tables, not every user x track x day). A track's genre is its
+    artists, from the per-(user, artist) state (incremental by key, so a daily run sums it,
+    not every user x track x day). A track's genre is its
     artist's primary genre, so artists nest in genres.
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
@@ -11,7 +11,9 @@ with as_of as (
     select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
 ),
 
--- per (user, artist) state, summed up to the as-of day
+-- per (user, artist) state, summed up to the as-of day, read once for the per-user sums and
+-- once for the per-(user, genre) ones: a CTE read twice would be materialised (6M rows at
+-- 1M sessions)
 user_artists as (
     select
         user_id,
@@ -23,20 +25,21 @@ user_artists as (
     from {{ ref('int_user_artists_summarised') }}
 ),
 
+user_artist_genres as (
+    select
+        user_id,
+        genre,
+        first_played_date,
+        play_count
+    from {{ ref('int_user_artists_summarised') }}
+),
+
 user_days as (
     select
         user_id,
         session_date,
         play_count
     from {{ ref('int_user_days_engagement') }}
-),
-
-artists as (
-    select
-        user_artists.*,
-        as_of.as_of_date
-    from user_artists
-    cross join as_of
 ),
 
 recent_plays as (
@@ -51,48 +54,38 @@ recent_plays as (
     group by user_days.user_id
 ),
 
-genres as (
-    select
-        user_id,
-        genre,
-        max(as_of_date) as as_of_date,
-        min(first_played_date) as first_played_date,
-        sum(play_count) as play_count
-    from artists
-    group by
-        user_id,
-        genre
-),
-
-user_totals as (
-    select
-        artists.user_id,
-        sum(artists.play_count) as play_count,
-        coalesce(max(recent_plays.play_count_last_28d), 0) as play_count_last_28d,
-        sum(artists.track_count) as distinct_track_count
-    from artists
-    left join recent_plays
-        on artists.user_id = recent_plays.user_id
-    group by artists.user_id
-),
-
 artists_summarised as (
     select
-        artists.user_id,
+        user_artists.user_id,
+        sum(user_artists.play_count) as play_count,
+        sum(user_artists.track_count) as distinct_track_count,
         count(*) as artist_count,
-        max(artists.play_count) as top_artist_play_count,
+        max(user_artists.play_count) as top_artist_play_count,
         sum(
-            cast(artists.play_count as {{ dbt.type_float() }}) * artists.play_count
+            cast(user_artists.play_count as {{ dbt.type_float() }}) * user_artists.play_count
         ) as artist_play_count_square_sum,
         sum(
             case
-                when artists.first_played_date > {{ dbt.dateadd('day', -28, 'artists.as_of_date') }}
+                when user_artists.first_played_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
                     then 1
                 else 0
             end
         ) as new_artist_count_last_28d
-    from artists
-    group by artists.user_id
+    from user_artists
+    cross join as_of
+    group by user_artists.user_id
+),
+
+genres as (
+    select
+        user_id,
+        genre,
+        min(first_played_date) as first_played_date,
+        sum(play_count) as play_count
+    from user_artist_genres
+    group by
+        user_id,
+        genre
 ),
 
 genres_summarised as (
@@ -100,18 +93,31 @@ genres_summarised as (
         genres.user_id,
         count(*) as genre_count,
         max(genres.play_count) as top_genre_play_count,
-        sum({{ feature_entropy_term('genres.play_count', 'user_totals.play_count') }}) as genre_entropy,
+        sum({{ feature_entropy_term('genres.play_count', 'artists_summarised.play_count') }})
+            as genre_entropy,
         sum(
             case
-                when genres.first_played_date > {{ dbt.dateadd('day', -28, 'genres.as_of_date') }}
+                when genres.first_played_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
                     then 1
                 else 0
             end
         ) as new_genre_count_last_28d
     from genres
-    inner join user_totals
-        on genres.user_id = user_totals.user_id
+    inner join artists_summarised
+        on genres.user_id = artists_summarised.user_id
+    cross join as_of
     group by genres.user_id
+),
+
+user_totals as (
+    select
+        artists_summarised.user_id,
+        artists_summarised.play_count,
+        coalesce(recent_plays.play_count_last_28d, 0) as play_count_last_28d,
+        artists_summarised.distinct_track_count
+    from artists_summarised
+    left join recent_plays
+        on artists_summarised.user_id = recent_plays.user_id
 ),
 
 features as (
