@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', **incremental_by_day('activity_date')) }}
+{%- set window_start = incremental_window_start() %}
 
 with plays as (
     select
@@ -11,8 +12,8 @@ with plays as (
         -- the session day bound adds nothing (a play's session starts at most that long
         -- before it) but lets the rebuild read int_plays_sessionized's index on it
         where
-            played_date >= {{ incremental_window_start() }}
-            and session_date >= {{ dbt.dateadd('day', -session_history_days(), incremental_window_start()) }}
+            played_date >= {{ window_start }}
+            and session_date >= {{ dbt.dateadd('day', -session_history_days(), window_start) }}
     {% endif %}
 ),
 

@@ -21,6 +21,7 @@
 ) }}
 
 {%- set prior_sessions = var('duration_history_prior_sessions') %}
+{%- set window_start = incremental_window_start() %}
 
 with sessions as (
     select
@@ -39,7 +40,7 @@ with sessions as (
         where user_id in (
             select rebuilt.user_id
             from {{ ref('fct_sessions') }} as rebuilt
-            where rebuilt.session_date >= {{ incremental_window_start() }}
+            where rebuilt.session_date >= {{ window_start }}
         )
     {% endif %}
 ),
@@ -56,7 +57,7 @@ runs as (
         where user_id in (
             select rebuilt.user_id
             from {{ ref('fct_sessions') }} as rebuilt
-            where rebuilt.session_date >= {{ incremental_window_start() }}
+            where rebuilt.session_date >= {{ window_start }}
         )
     {% endif %}
 ),
@@ -165,7 +166,7 @@ rebuilt_days as (
     select *
     from history_added
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start() }}
+        where session_date >= {{ window_start }}
     {% endif %}
 ),
 

@@ -12,11 +12,12 @@
 ) }}
 {%- set stage_tracks = funnel_stage_tracks() -%}
 {%- set play_cap = var('funnel_session_play_cap') -%}
+{%- set window_start = incremental_window_start() %}
 
 with playlist_plays as (
     select * from {{ ref('int_playlist_plays_runs') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start() }}
+        where session_date >= {{ window_start }}
     {% endif %}
 ),
 
@@ -26,7 +27,7 @@ sessions as (
         track_count
     from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start() }}
+        where session_date >= {{ window_start }}
     {% endif %}
 ),
 
