@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
+import psycopg2
 import pytest
 
 from python_jobs import config, db, dbt_cli, generate, holdback, warehouse
@@ -25,7 +27,8 @@ from python_jobs import config, db, dbt_cli, generate, holdback, warehouse
 DATABASE = "feat_test_features"
 SESSIONS = 1500
 CUTOFF = "2026-02-18 12:00:00"  # day 44 of the default window, mid-day: cuts sessions
-SELECT = ["--select", "+fct_play_skip_features", "+fct_session_training", "+fct_user_features"]
+SELECT = ["--select", "+fct_play_skip_features", "+fct_session_training", "+fct_user_features",
+          "fct_plays"]
 # models and seeds, no tests: the core's own tests run in test_dbt_core.py
 NO_TESTS = ["--exclude-resource-type", "test", "unit_test"]
 ENGAGEMENT = ["path:models/intermediate/engagement", "path:models/marts/engagement"]
@@ -103,6 +106,38 @@ def test_user_features_has_50_documented_range_tested_features(built):
                     and n["test_metadata"]["name"] == "accepted_range"}
     assert len(features) >= 50, sorted(features)
     assert features <= range_tested, sorted(features - range_tested)
+
+
+@pytest.mark.parametrize(("table", "minimum"), [("marts.fct_play_skip_features", 41),
+                                               ("marts.fct_plays", 8)])
+def test_ranges_and_not_nulls_are_constraints_the_database_enforces(built, table, minimum):
+    """The play marts' ranges and not-nulls are contract constraints, checked on every insert
+    instead of a data test's scan per column: each one refuses a value just outside."""
+    model = next(n for n in built["manifest"]["nodes"].values()
+                 if n["resource_type"] == "model" and n["name"] == table.split(".")[1])
+    refused = {}
+    for name, column in model["columns"].items():
+        for constraint in column["constraints"]:
+            if constraint["type"] == "check" and " in (" in constraint["expression"]:
+                refused[name] = "not one of them"
+            elif constraint["type"] == "check":
+                bounds = dict(re.findall(rf"{name} ([<>]=) (-?[0-9.]+)",
+                                         constraint["expression"]))
+                refused[name] = (float(bounds["<="]) + 1 if "<=" in bounds
+                                 else float(bounds[">="]) - 1)
+            elif constraint["type"] == "not_null":
+                refused[name] = None
+    assert len(refused) >= minimum, sorted(refused)
+    with db.connect(DATABASE) as conn:
+        for name, value in refused.items():
+            with conn.cursor() as cur:
+                cur.execute("savepoint bad_value")
+                with pytest.raises((psycopg2.errors.CheckViolation,
+                                    psycopg2.errors.NotNullViolation)):
+                    cur.execute(f"update {table} set {name} = %s where play_id = "
+                                f"(select min(play_id) from {table})", (value,))
+                cur.execute("rollback to savepoint bad_value")
+        conn.rollback()
 
 
 def test_past_plays_keep_their_features_when_the_future_arrives(built):
