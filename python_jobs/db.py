@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
-from python_jobs import config, pgcopy, server, spark_session
+from python_jobs import config, server, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -179,14 +179,9 @@ def read_sql(conn: Warehouse, query: str, params: tuple | dict | None = None) ->
 
 
 def stream_sql(
-    conn: Warehouse, query: str, params: tuple | dict | None = None, chunk_rows: int = 100_000,
-    *, separate_connection: bool = False
+    conn: Warehouse, query: str, params: tuple | dict | None = None, chunk_rows: int = 100_000
 ) -> Iterator[pd.DataFrame]:
-    """Read a large result in chunks (memory stays bounded): through COPY into Arrow
-    (python_jobs.pgcopy) where every column's type allows, else a server-side cursor.
-    COPY holds the connection until the result ends: a caller that writes between chunks
-    asks for a separate connection to the same database (which cannot see the caller's
-    uncommitted rows or temporary tables).
+    """Read a large result in chunks through a server-side cursor (memory stays bounded).
     On Spark the result arrives as one Arrow table (columnar, no Python row objects) and is
     handed out chunk by chunk: memory is bounded by the query's result, so callers bound the
     query (python_jobs/train/data.py reads blocks of days)."""
@@ -194,14 +189,6 @@ def stream_sql(
         result = _spark_sql(conn, query, params).toArrow()
         for offset in range(0, result.num_rows, chunk_rows):
             yield _arrow_to_pandas(result.slice(offset, chunk_rows))
-        return
-    if separate_connection:
-        with connect(conn.info.dbname) as reader:
-            yield from stream_sql(reader, query, params, chunk_rows)
-        return
-    copied = pgcopy.stream(conn, query, params, chunk_rows)
-    if copied is not None:
-        yield from copied
         return
     with conn.cursor(name="stream_sql") as cur:
         cur.itersize = chunk_rows

@@ -5,11 +5,10 @@ columns as double precision, booleans as 0/1; categoricals as text with null = _
 so Python and SQL see identical inputs.
 
 The marts may be on PostgreSQL or Spark (db.connect(target=...)). Both engines give the same
-rows in the same order: the sample is the same md5 bits, rows come ordered by (day, key).
-On Spark a query's whole result arrives at once (as Arrow), so Spark reads blocks of whole
-days of at most BLOCK_ROWS rows, which bound memory there. PostgreSQL streams any result in
-chunk_rows (db.stream_sql), and each block would cost a scan of the mart (they are indexed by
-session day, not by the played day the split is on): it reads each range in one query.
+rows in the same order: the sample is the same md5 bits, rows come ordered by (day, key),
+read in the same blocks of whole days. On Spark a query's whole result arrives at once (as
+Arrow), so a block of at most BLOCK_ROWS rows is what bounds memory there; on PostgreSQL the
+server-side cursor's chunk_rows does.
 """
 
 from __future__ import annotations
@@ -117,31 +116,21 @@ def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
     return f"{db.md5_bits_sql(engine, key)} < {threshold}"
 
 
-def day_counts(conn: db.Warehouse, source: Source, first: date,
-               last: date) -> list[tuple[date, int]]:
-    """Rows of the mart per day in [first, last] (one scan)."""
+def day_blocks(conn: db.Warehouse, source: Source, first: date, last: date,
+               fraction: float = 1.0) -> list[tuple[date, date, int]]:
+    """[first, last] as consecutive blocks of whole days of at most BLOCK_ROWS rows read (a
+    bigger day is a block of its own; a sample of `fraction` reads that share of a day's
+    rows): (first day, last day, rows in the mart) each."""
     counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
                                f"{source.table} where {source.date_column} between %s and %s "
                                "group by 1 order by 1", (first, last))
-    return list(zip(counts["day"], counts["n"].astype(int), strict=True))
-
-
-def day_blocks(counts: list[tuple[date, int]], fraction: float = 1.0,
-               engine: str = "postgres") -> list[tuple[date, date]]:
-    """The days of `counts` as the ranges to read: on PostgreSQL all in one; on Spark
-    consecutive blocks of whole days of at most BLOCK_ROWS rows read (a bigger day is a
-    block of its own; a sample of `fraction` reads that share of a day's rows)."""
-    if not counts:
-        return []
-    if engine == "postgres":
-        return [(counts[0][0], counts[-1][0])]
     blocks: list[tuple[date, date, int]] = []
-    for day, n in counts:
+    for day, n in zip(counts["day"], counts["n"].astype(int), strict=True):
         if blocks and (blocks[-1][2] + n) * fraction <= BLOCK_ROWS:
             blocks[-1] = (blocks[-1][0], day, blocks[-1][2] + n)
         else:
             blocks.append((day, day, n))
-    return [(first, last) for first, last, _ in blocks]
+    return blocks
 
 
 def query(source: Source, columns: str, sample_fraction: float | None = None,
@@ -175,10 +164,8 @@ def typed_chunk(chunk: pd.DataFrame, source: Source, numeric: tuple[str, ...],
 
 def stream_frames(conn: db.Warehouse, sql: str, params: tuple, source: Source,
                   numeric: tuple[str, ...], categorical: tuple[str, ...],
-                  chunk_rows: int, keep_keys: bool = True,
-                  separate_connection: bool = False) -> Iterator[pd.DataFrame]:
-    for chunk in db.stream_sql(conn, sql, params, chunk_rows=chunk_rows,
-                               separate_connection=separate_connection):
+                  chunk_rows: int, keep_keys: bool = True) -> Iterator[pd.DataFrame]:
+    for chunk in db.stream_sql(conn, sql, params, chunk_rows=chunk_rows):
         yield typed_chunk(chunk, source, numeric, categorical, keep_keys)
 
 
@@ -209,14 +196,16 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
     not need them)."""
     engine = db.engine(conn)
     types = column_types(conn, source.table)
-    counts = day_counts(conn, source, window.train_start, window.train_end)
-    population = sum(rows for _, rows in counts)
+    blocks = day_blocks(conn, source, window.train_start, window.train_end)
+    population = sum(rows for _, _, rows in blocks)
     fraction = None
     if sample_rows is not None and population > sample_rows:
         fraction = sample_rows / population
+        # a sample reads fewer rows per day: fewer, larger blocks (one scan each)
+        blocks = day_blocks(conn, source, window.train_start, window.train_end, fraction)
     sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
                 engine)
-    frames = [frame for first, last in day_blocks(counts, fraction or 1.0, engine)
+    frames = [frame for first, last, _ in blocks
               for frame in stream_frames(conn, sql, (first, last), source, numeric,
                                          categorical, chunk_rows, keep_keys=False)]
     frame = concat_frames(frames, categorical)
@@ -236,15 +225,11 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
                 numeric: tuple[str, ...], categorical: tuple[str, ...],
                 chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Every held-out row, block by block and chunk by chunk (never sampled, never held
-    whole), read on a separate connection: the caller writes each chunk's predictions on
-    `conn` while the rest arrives."""
+    whole)."""
     engine = db.engine(conn)
     types = column_types(conn, source.table)
     sql = query(source, select_list(source, types, numeric, categorical, engine),
                 engine=engine)
-    ranges = ([(window.test_start, window.test_end)] if engine == "postgres" else
-              day_blocks(day_counts(conn, source, window.test_start, window.test_end),
-                         engine=engine))
-    for first, last in ranges:
+    for first, last, _ in day_blocks(conn, source, window.test_start, window.test_end):
         yield from stream_frames(conn, sql, (first, last), source, numeric, categorical,
-                                 chunk_rows, separate_connection=True)
+                                 chunk_rows)
