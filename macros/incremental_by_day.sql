@@ -12,10 +12,12 @@
     insert_overwrite of day partitions), and the post-hook records the change the model is
     now built up to.
 
-    `key`: on Postgres a unique index on that column, built after a full build's insert (a
-    contract primary key is checked row by row as the table fills: about twice as slow on
-    the 50k bench data) and checked by every incremental insert; with a not_null test it
-    is the model's primary key, and no `unique` data test needs to scan the table. -#}
+    `key`: a column or a list of columns; on Postgres a unique index on them, built after a
+    full build's insert (a contract primary key is checked row by row as the table fills:
+    about twice as slow on the 50k bench data) and checked by every incremental insert; with
+    not-null tests or constraints it is the model's primary key, and no `unique` data test
+    needs to scan the table (at 1M sessions the index on fct_plays.play_id builds in 14 s,
+    the `unique` test took 28 s alone). -#}
 {% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none) %}
     {%- set change_driven = {
         'rebuild_day_column': date_column,
@@ -36,7 +38,7 @@
     {% endif %}
     {%- set indexes = [{'columns': [date_column]}] -%}
     {%- if key -%}
-        {%- do indexes.append({'columns': [key], 'unique': true}) -%}
+        {%- do indexes.append({'columns': [key] if key is string else key, 'unique': true}) -%}
     {%- endif -%}
     {{ return(dict(change_driven, incremental_strategy='append', indexes=indexes)) }}
 {% endmacro %}

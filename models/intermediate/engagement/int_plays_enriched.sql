@@ -8,7 +8,7 @@
     are rebuilt); the models below filter it by session_date, which reaches its index. -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id')
 ) }}
 
 with plays as (

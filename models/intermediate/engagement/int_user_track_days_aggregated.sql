@@ -3,7 +3,10 @@
     features (the track's artist and genre ride along). -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day(
+        'session_date', days_before=session_history_days(),
+        key=['user_id', 'session_date', 'track_id']
+    )
 ) }}
 
 with plays as (

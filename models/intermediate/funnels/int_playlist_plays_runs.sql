@@ -9,7 +9,7 @@
     costly part, and runs never cross sessions, so rebuilding whole session days is exact. -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id')
 ) }}
 {%- set run_start_reasons = var('funnel_run_start_reasons') -%}
 {%- set run_start_list = "'" ~ (run_start_reasons | join("', '")) ~ "'" -%}

@@ -14,7 +14,7 @@
     still reach into the window within the gap. -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id')
 ) }}
 {%- set history_days = session_history_days() -%}
 {%- set rebuild_from = incremental_window_start() %}

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', **incremental_by_day('played_date')) }}
+{{ config(materialized='incremental', **incremental_by_day('played_date', key='play_id')) }}
 {%- set window_start = incremental_window_start() %}
 
 with plays as (

@@ -23,7 +23,7 @@
     is numeric in PostgreSQL, several times slower in the final arithmetic). -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id')
 ) }}
 {%- if is_incremental() -%}
     {%- set window_start = incremental_window_start() -%}
