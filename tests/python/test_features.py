@@ -108,8 +108,8 @@ def test_user_features_has_50_documented_range_tested_features(built):
     assert features <= range_tested, sorted(features - range_tested)
 
 
-@pytest.mark.parametrize(("table", "minimum"), [("marts.fct_play_skip_features", 40),
-                                               ("marts.fct_plays", 8)])
+@pytest.mark.parametrize(("table", "minimum"), [("marts.fct_play_skip_features", 42),
+                                               ("marts.fct_plays", 13)])
 def test_ranges_and_not_nulls_are_constraints_the_database_enforces(built, table, minimum):
     """The play marts' ranges, categories and not-nulls are contract constraints, checked on
     every insert instead of a data test's scan per column: each one refuses a value just
