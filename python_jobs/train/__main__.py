@@ -50,7 +50,7 @@ def train_one(conn: db.Warehouse, name: str, train_settings: settings.TrainSetti
 
     def sink(frame: pd.DataFrame) -> None:
         nonlocal predictions
-        predictions += store.append(conn, "model_predictions", frame, stamp)
+        predictions += store.append_predictions(conn, frame, stamp)
 
     module = MODELS[name]
     outcome = module.run(conn, train_settings, sink, database)

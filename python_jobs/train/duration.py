@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_selection import SelectKBest, f_regression
 from sklearn.linear_model import LinearRegression, PoissonRegressor
@@ -51,9 +53,13 @@ def regressor(s: DurationSettings) -> LinearRegression | PoissonRegressor:
 def pipeline(s: DurationSettings, k: int | str) -> Pipeline:
     return Pipeline([
         ("features", features.preprocessor(s.numeric_features, s.categorical_features)),
-        ("select", SelectKBest(f_regression, k=k)),
-        ("model", regressor(s)),
+        *selection(s, k).steps,
     ])
+
+
+def selection(s: DurationSettings, k: int | str) -> Pipeline:
+    """The steps after the encoding: SelectKBest, then the regressor."""
+    return Pipeline([("select", SelectKBest(f_regression, k=k)), ("model", regressor(s))])
 
 
 def is_log_target(s: DurationSettings) -> bool:
@@ -76,24 +82,46 @@ def clamp_k(k: int | str, width: int) -> int | str:
     return "all" if k == "all" or int(k) >= width else int(k)
 
 
-def fit(frame: pd.DataFrame, s: DurationSettings, k: int | str) -> tuple[Pipeline, float]:
-    """The fitted pipeline and the smearing factor (1.0 without log target)."""
-    model = pipeline(s, clamp_k(k, encoded_width(frame, s)))
+def encode(frame: pd.DataFrame, s: DurationSettings) -> tuple[ColumnTransformer, Any]:
+    """The fitted encoder and the frame's encoded rows (its fit_transform, as Pipeline.fit
+    calls it): every k of the grid and the final fit start from these, not from a new
+    encoding each."""
+    columns = features.preprocessor(s.numeric_features, s.categorical_features)
+    return columns, columns.fit_transform(feature_frame(frame, s))
+
+
+def fit(frame: pd.DataFrame, s: DurationSettings, k: int | str,
+        encoded: tuple[ColumnTransformer, Any] | None = None) -> tuple[Pipeline, float]:
+    """The fitted pipeline and the smearing factor (1.0 without log target). `encoded`:
+    encode(frame, s) when the caller has it already. The same calls as Pipeline.fit: the
+    encoder's fit_transform, then the selection and regressor fitted on its output."""
+    columns, x = encoded if encoded is not None else encode(frame, s)
+    tail = selection(s, clamp_k(k, encoded_width(frame, s)))
     y = frame[SOURCE.label].to_numpy(dtype=float)
+    target = np.log1p(y) if is_log_target(s) else y
+    tail.fit(x, target)
+    model = Pipeline([("features", columns), *tail.steps])
     if not is_log_target(s):
-        model.fit(feature_frame(frame, s), y)
         return model, 1.0
-    model.fit(feature_frame(frame, s), np.log1p(y))
-    residuals = np.log1p(y) - model.predict(feature_frame(frame, s))
+    residuals = target - tail.predict(x)
     return model, float(np.mean(np.exp(residuals)))
+
+
+def to_seconds(raw: np.ndarray, s: DurationSettings, smearing: float) -> np.ndarray:
+    if not is_log_target(s):
+        return raw
+    return np.exp(raw) * smearing - 1.0
 
 
 def predict_seconds(model: Pipeline, frame: pd.DataFrame, s: DurationSettings,
                     smearing: float) -> np.ndarray:
-    raw = model.predict(feature_frame(frame, s))
-    if not is_log_target(s):
-        return raw
-    return np.exp(raw) * smearing - 1.0
+    return to_seconds(model.predict(feature_frame(frame, s)), s, smearing)
+
+
+def predict_encoded(model: Pipeline, x: Any, s: DurationSettings,
+                    smearing: float) -> np.ndarray:
+    """predict_seconds of rows already through the model's encoder."""
+    return to_seconds(model[1:].predict(x), s, smearing)
 
 
 def estimator_name(s: DurationSettings) -> str:
@@ -161,10 +189,12 @@ def choose_k(train: pd.DataFrame, s: DurationSettings, window: data.Window) -> t
     if early.empty or late.empty:
         raise ValueError("validation_days leaves no rows to fit or to validate on")
     width = encoded_width(early, s)
+    encoded = encode(early, s)
+    x_late = encoded[0].transform(feature_frame(late, s))
     rows, best = [], None
     for k in dict.fromkeys(clamp_k(k, width) for k in s.k_grid):
-        model, smearing = fit(early, s, k)
-        predicted = predict_seconds(model, late, s, smearing)
+        model, smearing = fit(early, s, k, encoded)
+        predicted = predict_encoded(model, x_late, s, smearing)
         rmse = float(np.sqrt(mean_squared_error(late[SOURCE.label], predicted)))
         rows.append({"split": "validation", "metric": f"rmse_seconds_k_{k}", "value": rmse})
         if best is None or rmse < best[1]:
@@ -183,7 +213,8 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
                                      settings.chunk_rows)
     k, metrics = choose_k(train, s, window)
     started = time.perf_counter()
-    model, smearing = fit(train, s, k)
+    encoded = encode(train, s)
+    model, smearing = fit(train, s, k, encoded)
     fit_seconds = time.perf_counter() - started
     rival = None
     if s.challenger_max_iter:
@@ -200,10 +231,10 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
     for split, frame, y in (("train", train, y_train),):
         metrics += [{"split": split, "metric": m, "value": v} for m, v in {
             "rows": float(len(y)), "mean_target_seconds": float(y.mean()),
-            **regression_metrics(y, predict_seconds(model, frame, s, smearing)),
+            **regression_metrics(y, predict_encoded(model, encoded[1], s, smearing)),
             **regression_metrics(y, baseline_seconds(frame, training_mean), "baseline_"),
         }.items()]
-    del train
+    del train, encoded
 
     ys, predictions, baselines, rival_predictions = [], [], [], []
     for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),

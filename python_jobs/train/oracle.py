@@ -76,7 +76,12 @@ def _joined(conn: db.Warehouse, database: str | None, truth_table: str, keys_sql
         if pg is None or not has_truth(pg, truth_table):
             return None
         if pg is conn:
-            return _read(pg, truth_sql.format(keys=f"({keys_sql})"), params, chunk_rows)
+            # a plain query, not _read's cursor: PostgreSQL never runs a cursor's plan in
+            # parallel, and this one scans the whole mart; its rows are two or three doubles
+            frame = db.read_sql(pg, truth_sql.format(keys=f"({keys_sql})"), params)
+            if frame.empty:
+                raise LookupError("no held-out rows for the oracle")
+            return frame
         columns = ", ".join(f"{name} {kind}" for name, kind in key_columns.items())
         db.execute(pg, f"create temporary table oracle_keys ({columns}) on commit drop")
         for chunk in db.stream_sql(conn, keys_sql, params, chunk_rows):

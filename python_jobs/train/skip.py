@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,58 +121,91 @@ def metric_rows(values: dict[str, float], split: str) -> list[dict]:
     return [{"split": split, "metric": k, "value": v} for k, v in values.items()]
 
 
+def fit_encoded(model: Pipeline, frame: pd.DataFrame, labels: np.ndarray) -> Any:
+    """Pipeline.fit done step by step (the same calls: the encoder's fit_transform, then the
+    model's fit), returning the encoded rows so that the training predictions need no
+    second encoding of up to sample_rows plays."""
+    encoded = model[:-1].fit_transform(frame, labels)
+    model[-1].fit(encoded, labels)
+    return encoded
+
+
+def score_test(conn, window: data.Window, settings: TrainSettings, model: Pipeline,
+               rival: Pipeline | None, sink: PredictionSink
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every held-out play scored by the model (and the challenger), block by block; the
+    predictions go to `sink`. Labels, P(skip), the challenger's P(skip)."""
+    s = settings.skip
+    labels, probabilities, rival_probabilities = [], [], []
+    for block in data.stream_test(conn, SOURCE, window, s.numeric_features,
+                                  s.categorical_features, settings.chunk_rows):
+        x = feature_frame(block, s)
+        p = model.predict_proba(x)[:, 1]
+        y = block[SOURCE.label].to_numpy()
+        labels.append(y.astype(np.int8))
+        probabilities.append(p)
+        if rival is not None:
+            rival_probabilities.append(rival.predict_proba(x)[:, 1])
+        del x
+        sink(pd.DataFrame({"play_id": block["play_id"], "session_id": block["session_id"],
+                           "event_date": block[SOURCE.date_column], "label": y,
+                           "prediction": p}))
+    if not labels:
+        raise LookupError(f"{SOURCE.table}: no held-out rows")
+    return (np.concatenate(labels), np.concatenate(probabilities),
+            np.concatenate(rival_probabilities) if rival is not None else None)
+
+
 def run(conn, settings: TrainSettings, sink: PredictionSink,
         database: str | None = None) -> dict:
-    """Train, evaluate on the held-out days (predictions go to `sink` chunk by chunk) and
+    """Train, evaluate on the held-out days (predictions go to `sink` block by block) and
     return the run's rows: info, metrics, coefficients (terms), calibration."""
     s = settings.skip
     window = data.split_window(conn, SOURCE, settings.test_days, settings.split_date)
     train, info = data.read_training(conn, SOURCE, window, s.numeric_features,
                                      s.categorical_features, s.sample_rows,
                                      settings.chunk_rows)
+    labels_train = train[SOURCE.label].to_numpy().astype(int)
+    # the features alone, once: the date and label columns go, and no fit copies them again
+    x_train = feature_frame(train, s)
+    del train
     model = pipeline(s)
     started = time.perf_counter()
-    labels_train = train[SOURCE.label].to_numpy().astype(int)
-    model.fit(feature_frame(train, s), labels_train)
+    encoded = fit_encoded(model, x_train, labels_train)
     fit_seconds = time.perf_counter() - started
     lr = model.named_steps["model"]
+    train_probabilities = lr.predict_proba(encoded)[:, 1]
+    del encoded
     rival = None
     if s.challenger_max_iter:
         started_rival = time.perf_counter()
-        rival = challenger_pipeline(s).fit(feature_frame(train, s), labels_train)
+        rival = challenger_pipeline(s).fit(x_train, labels_train)
         log.info("skip challenger: fit %.1f s", time.perf_counter() - started_rival)
     term_rows = features.terms(model.named_steps["features"], lr.coef_[0],
-                               float(lr.intercept_[0]), train)
-    train_probabilities = model.predict_proba(feature_frame(train, s))[:, 1]
+                               float(lr.intercept_[0]), x_train)
+    del x_train
     metrics = metric_rows(classification_metrics(labels_train, train_probabilities), "train")
     calibration = [calibration_table(labels_train, train_probabilities).assign(split="train")]
-    del train, train_probabilities
+    del train_probabilities
+    data.release_freed_memory()
 
-    labels, probabilities, rival_probabilities, test_rows = [], [], [], 0
-    for chunk in data.stream_test(conn, SOURCE, window, s.numeric_features,
-                                  s.categorical_features, settings.chunk_rows):
-        p = model.predict_proba(feature_frame(chunk, s))[:, 1]
-        y = chunk[SOURCE.label].to_numpy()
-        labels.append(y.astype(np.int8))
-        probabilities.append(p)
-        if rival is not None:
-            rival_probabilities.append(rival.predict_proba(feature_frame(chunk, s))[:, 1])
-        test_rows += len(chunk)
-        sink(pd.DataFrame({"play_id": chunk["play_id"], "session_id": chunk["session_id"],
-                           "event_date": chunk[SOURCE.date_column], "label": y,
-                           "prediction": p}))
-    if not test_rows:
-        raise LookupError(f"{SOURCE.table}: no held-out rows")
-    y_test, p_test = np.concatenate(labels), np.concatenate(probabilities)
+    started = time.perf_counter()
+    y_test, p_test, rival_test = score_test(conn, window, settings, model, rival, sink)
+    log.info("skip model: %d held-out plays scored and stored in %.1f s", len(y_test),
+             time.perf_counter() - started)
+    test_rows = len(y_test)
     test_scores = classification_metrics(y_test, p_test)
     metrics += metric_rows(test_scores, "test")
     calibration.append(calibration_table(y_test, p_test).assign(split="test"))
     rival_scores = None
-    if rival is not None:
-        rival_scores = classification_metrics(y_test, np.concatenate(rival_probabilities))
+    if rival_test is not None:
+        rival_scores = classification_metrics(y_test, rival_test)
         metrics += metric_rows(prefixed(rival_scores, "challenger_"), "test")
+    del y_test, p_test, rival_test
+    started = time.perf_counter()
     best_rows, best_calibration = oracle_metrics(conn, window, settings.chunk_rows,
                                                  test_scores, rival_scores, database)
+    log.info("skip model: oracle %.1f s", time.perf_counter() - started)
     metrics += best_rows
     if best_calibration is not None:
         calibration.append(best_calibration)

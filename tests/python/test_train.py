@@ -25,7 +25,11 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from python_jobs import config, db, dbt_cli, generate, report, truth, warehouse
 from python_jobs.train import __main__ as train_cli
@@ -128,6 +132,33 @@ def test_oracle_gap_and_correction_arithmetic():
     corrected = oracle.corrected_regression(y, estimate, variance)
     assert corrected["oracle_r2"] == pytest.approx(exact, abs=0.01)
     assert corrected["oracle_r2_uncorrected"] < exact - 0.1  # the noise the correction removes
+
+
+def test_encoder_builds_the_matrix_scipy_builds():
+    """The CSR numeric block (features.dense_to_csr) leaves the encoded matrix, and so
+    every fit, exactly as scipy's COO route builds it: the same values, exact zeros dropped
+    (a constant column standardizes to 0), int32 indices; the input frame untouched."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    frame = pd.DataFrame({"a": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+                          "b": rng.integers(0, 2, n).astype(float), "c": np.full(n, 7.0),
+                          "g": pd.Categorical(rng.choice(["x", "y", "z"], n))})
+    before = frame.copy()
+    dense = Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+                      ("scale", StandardScaler())])
+    reference = ColumnTransformer(
+        [("num", dense, ["a", "b", "c"]),
+         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=True), ["g"])],
+        remainder="drop", sparse_threshold=1.0)
+    expected = reference.fit_transform(frame)
+    columns = features.preprocessor(("a", "b", "c"), ("g",))
+    for got, want in ((columns.fit_transform(frame), expected),
+                      (columns.transform(frame.iloc[:99]), reference.transform(frame.iloc[:99]))):
+        assert got.nnz == want.nnz < want.shape[0] * want.shape[1]
+        for part in ("data", "indices", "indptr"):
+            assert np.array_equal(getattr(got, part), getattr(want, part))
+            assert getattr(got, part).dtype == getattr(want, part).dtype
+    pd.testing.assert_frame_equal(frame, before)
 
 
 def test_report_puts_the_oracle_beside_the_model():
