@@ -250,12 +250,14 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
     blocks = (day_blocks(conn, source, window.test_start, window.test_end)
               if db.is_spark(conn) else [(window.test_start, window.test_end, 0)])
     pending: list[pd.DataFrame] = []
+    pending_rows = 0
     for first, last in query_ranges(conn, blocks):
         for frame in stream_frames(conn, sql, (first, last), source, numeric, categorical,
                                    chunk_rows):
             pending.append(frame)
-            if sum(len(f) for f in pending) >= block_rows:
+            pending_rows += len(frame)
+            if pending_rows >= block_rows:
                 yield concat_frames(pending, categorical)
-                pending = []
+                pending, pending_rows = [], 0
     if pending:
         yield concat_frames(pending, categorical)

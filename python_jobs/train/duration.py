@@ -50,13 +50,6 @@ def regressor(s: DurationSettings) -> LinearRegression | PoissonRegressor:
     return LinearRegression()
 
 
-def pipeline(s: DurationSettings, k: int | str) -> Pipeline:
-    return Pipeline([
-        ("features", features.preprocessor(s.numeric_features, s.categorical_features)),
-        *selection(s, k).steps,
-    ])
-
-
 def selection(s: DurationSettings, k: int | str) -> Pipeline:
     """The steps after the encoding: SelectKBest, then the regressor."""
     return Pipeline([("select", SelectKBest(f_regression, k=k)), ("model", regressor(s))])
@@ -113,14 +106,9 @@ def to_seconds(raw: np.ndarray, s: DurationSettings, smearing: float) -> np.ndar
     return np.exp(raw) * smearing - 1.0
 
 
-def predict_seconds(model: Pipeline, frame: pd.DataFrame, s: DurationSettings,
-                    smearing: float) -> np.ndarray:
-    return to_seconds(model.predict(feature_frame(frame, s)), s, smearing)
-
-
 def predict_encoded(model: Pipeline, x: Any, s: DurationSettings,
                     smearing: float) -> np.ndarray:
-    """predict_seconds of rows already through the model's encoder."""
+    """Predictions in seconds of rows already through the model's encoder."""
     return to_seconds(model[1:].predict(x), s, smearing)
 
 
@@ -240,13 +228,14 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
     for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),
                                   s.categorical_features, settings.chunk_rows):
         y = chunk[SOURCE.label].to_numpy(dtype=float)
-        p = predict_seconds(model, chunk, s, smearing)
+        x = feature_frame(chunk, s)
+        p = to_seconds(model.predict(x), s, smearing)
         b = baseline_seconds(chunk, training_mean)
         ys.append(y)
         predictions.append(p)
         baselines.append(b)
         if rival is not None:
-            rival_predictions.append(rival.predict(feature_frame(chunk, s)))
+            rival_predictions.append(rival.predict(x))
         sink(pd.DataFrame({"session_id": chunk["session_id"],
                            "event_date": chunk[SOURCE.date_column], "label": y,
                            "prediction": p, "baseline_prediction": b}))
