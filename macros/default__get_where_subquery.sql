@@ -1,21 +1,22 @@
-{#- Data tests of an incremental model test only the days its latest build rebuilt (what
-    changed); a full build records 1900-01-01, so it tests everything, and
-    `--vars '{test_all_days: true}'` tests every day after any build. Other models'
-    tests, and a test's own `where`, behave as dbt's default. -#}
+{#- Data tests read only what the latest build changed:
+
+    - a test of an incremental model, the days its latest build rebuilt;
+    - a test of a raw source table with `meta: {tested_days: {day: <its day expression>,
+      rebuilt_by: <model>}}`, the rows of the days that model's latest build rebuilt: every
+      row a load, replace or remove since the build before touched (the model's first rebuilt
+      day is the earliest day of those changes).
+
+    A full build records 1900-01-01, so it tests everything, and `--vars '{test_all_days:
+    true}'` tests every day after any build. Other models' tests, and a test's own `where`,
+    behave as dbt's default. The day is read when the test is compiled (after the model ran,
+    in a `dbt build`) and written as a literal: with a subquery in its place the planner
+    cannot tell how few rows pass and scans every day. -#}
 {% macro default__get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
-    {%- set tested = graph.nodes.get(model.attached_node) if execute and model.attached_node -%}
-    {%- if tested and tested.config.materialized == 'incremental'
-            and tested.config.get('rebuild_day_column') and not var('test_all_days', false) -%}
-        {%- set since -%}
-            {{ tested.config.rebuild_day_column }} >= coalesce((
-                select max(first_rebuilt_day) from {{ incremental_state_relation() }}
-                where watermark_name = 'rebuilt {{ tested.name }}' and recorded_at = (
-                    select max(recorded_at) from {{ incremental_state_relation() }}
-                    where watermark_name = 'rebuilt {{ tested.name }}'
-                )
-            ), cast('1900-01-01' as date))
-        {%- endset -%}
+    {%- set tested_days = test_tested_days(relation) if execute and not var('test_all_days', false) -%}
+    {%- if tested_days -%}
+        {%- set since = tested_days.day ~ " >= cast('" ~ incremental_latest_rebuilt_day(tested_days.rebuilt_by)
+                        ~ "' as date)" -%}
         {%- set where = '(' ~ where ~ ') and ' ~ since if where else since -%}
     {%- endif -%}
     {%- if where -%}
@@ -26,3 +27,37 @@
     {%- endif -%}
     {{ return(relation) }}
 {%- endmacro %}
+
+
+{#- {day, rebuilt_by} for the relation a data test reads, when only some days need testing;
+    none otherwise. -#}
+{% macro test_tested_days(relation) %}
+    {%- set tested = graph.nodes.get(model.attached_node) if model.attached_node -%}
+    {%- if tested and tested.config.materialized == 'incremental'
+            and tested.config.get('rebuild_day_column') -%}
+        {{ return({'day': tested.config.rebuild_day_column, 'rebuilt_by': tested.name}) }}
+    {%- endif -%}
+    {%- for source in graph.sources.values()
+            if source.schema == relation.schema and source.identifier == relation.identifier
+            and source.meta.get('tested_days') -%}
+        {{ return(source.meta.tested_days) }}
+    {%- endfor -%}
+    {{ return(none) }}
+{% endmacro %}
+
+
+{#- The first day the named model's latest build rebuilt, 'YYYY-MM-DD' (1900-01-01 when it
+    has no record: test everything). -#}
+{% macro incremental_latest_rebuilt_day(model_name) %}
+    {%- set state = incremental_state_relation() -%}
+    {%- set query -%}
+        select cast(max(first_rebuilt_day) as {{ dbt.type_string() }})
+        from {{ state }}
+        where watermark_name = 'rebuilt {{ model_name }}' and recorded_at = (
+            select max(recorded_at) from {{ state }}
+            where watermark_name = 'rebuilt {{ model_name }}'
+        )
+    {%- endset -%}
+    {%- set day = run_query(query).rows[0][0] -%}
+    {{ return(day[:10] if day else '1900-01-01') }}
+{% endmacro %}

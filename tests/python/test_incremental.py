@@ -428,3 +428,54 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
     assert len(counted) >= 10, counted
     off = [c for c in counted if not c[1] / 2 <= c[2] <= c[1] * 2]
     assert not off, f"new day's rows (table.column, actual, estimated): {off}"
+
+
+def test_after_a_daily_run_data_tests_read_only_the_rebuilt_days(warehouse_built):
+    """After a plain run the data tests of an incremental model and of raw.listening_events
+    read only the days that build rebuilt (macros/default__get_where_subquery.sql): a bad
+    row planted on an older day is not reported, one on the rebuilt day is, and
+    `test_all_days` reports both."""
+    wh, _ = warehouse_built
+    wh.build()
+    first, _ = wh.day_range()
+    day = holdback.newest_full_day(DATABASE)
+    assert holdback.hold_back(DATABASE, day, day) > 0
+    wh.build(everything=False)
+    holdback.restore(DATABASE)
+    wh.build(everything=False)
+    planted = {  # table, column set to null, its day column
+        "not_null_int_plays_flagged_is_valid":
+            ("intermediate.int_plays_flagged", "is_valid", "played_date"),
+        "source_not_null_streaming_listening_events_ms_played":
+            ("raw.listening_events", "ms_played", "cast(started_at as date)"),
+    }
+
+    def failures(*extra: str) -> dict[str, int]:
+        result = wh.runner.invoke(["test", "--select", *planted, "--quiet", "--target-path",
+                                   str(wh.work / "target"), "--no-write-json", *extra])
+        return {r.node.name: r.failures for r in result.result.results
+                if r.node.resource_type == "test"}
+
+    with db.connect(DATABASE) as conn:
+        saved = {}
+        for name, (table, column, day_column) in planted.items():
+            saved[name] = db.read_sql(conn, f"""
+                select ctid::text as row, {column} as value from {table}
+                where ctid in (select min(ctid) from {table}
+                               where {day_column} in (%s, %s) group by {day_column})""",
+                                      (first, day))
+            assert len(saved[name]) == 2
+            # an update moves the row: keep where it went, to put the value back
+            saved[name]["row"] = [
+                db.read_sql(conn, f"update {table} set {column} = null where ctid = %s::tid "
+                                  "returning ctid::text as row", (row,)).iloc[0]["row"]
+                for row in saved[name]["row"]]
+    try:
+        assert failures() == dict.fromkeys(planted, 1)
+        assert failures("--vars", "{test_all_days: true}") == dict.fromkeys(planted, 2)
+    finally:
+        with db.connect(DATABASE) as conn:
+            for name, (table, column, _) in planted.items():
+                for row in saved[name].itertuples(index=False):
+                    db.execute(conn, f"update {table} set {column} = %s where ctid = %s::tid",
+                               (row.value, row.row))
