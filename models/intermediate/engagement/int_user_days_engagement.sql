@@ -5,7 +5,8 @@
     days adds up to means and variances. -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day('session_date', days_before=session_history_days(),
+                         key=['session_date', 'user_id'])
 ) }}
 
 with plays as (

@@ -2,7 +2,10 @@
     the temporal features (hour, part of day, weekday and month of the play itself). -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days())
+    **incremental_by_day(
+        'session_date', days_before=session_history_days(),
+        key=['session_date', 'user_id', 'played_date', 'hour_of_day']
+    )
 ) }}
 
 with plays as (

@@ -5,7 +5,7 @@
     materialized='incremental',
     **incremental_by_day(
         'session_date', days_before=session_history_days(),
-        key=['user_id', 'session_date', 'track_id']
+        key=['session_date', 'user_id', 'track_id']
     )
 ) }}
 

@@ -4,7 +4,10 @@
     tier are those dim_tracks and dim_users hold when the day is built; a users or tracks
     load touches every day (docs/incremental.md), so every day is rebuilt with the new ones
     and a tier change moves all of the user's plays, as a full build would. -#}
-{{ config(materialized='incremental', **incremental_by_day('played_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('played_date', key=['played_date', 'dimension', 'dimension_value'])
+) }}
 
 with plays as (
     select

@@ -1,4 +1,7 @@
-{{ config(materialized='incremental', **incremental_by_day('activity_date')) }}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('activity_date', key=['activity_date', 'user_id'])
+) }}
 {%- set window_start = incremental_window_start() %}
 
 with plays as (
