@@ -47,9 +47,14 @@
 
 
 {#- The first day the named model's latest build rebuilt, 'YYYY-MM-DD' (1900-01-01 when it
-    has no record: test everything). -#}
+    has no record, or nothing was built yet, e.g. `dbt docs generate` on a new warehouse:
+    test everything). -#}
 {% macro incremental_latest_rebuilt_day(model_name) %}
     {%- set state = incremental_state_relation() -%}
+    {%- if adapter.get_relation(database=state.database, schema=state.schema,
+                                identifier=state.identifier) is none -%}
+        {{ return('1900-01-01') }}
+    {%- endif -%}
     {%- set query -%}
         select cast(max(first_rebuilt_day) as {{ dbt.type_string() }})
         from {{ state }}

@@ -84,3 +84,26 @@ def test_dbt_coverage_of_columns(artifacts: Path, tmp_path: Path, kind: str,
     # the catalog holds every model and source, so the figure covers the whole project
     assert coverage["total"] > 800
     assert coverage["coverage"] >= minimum
+
+
+def test_a_uniqueness_test_off_on_postgres_has_a_unique_index_in_its_place(artifacts: Path) -> None:
+    """A `unique` or `unique_combination_of_columns` test disabled on PostgreSQL must have a
+    unique index on the same columns on its model (incremental_by_day's `key`), which checks
+    every insert instead: the key is written twice, in the model's SQL and in its YAML, and
+    this keeps the two from drifting apart."""
+    manifest = json.loads((artifacts / "manifest.json").read_text())
+    unique_indexes = {uid: {frozenset(index["columns"]) for index in node["config"]["indexes"]
+                            if index.get("unique")}
+                      for uid, node in manifest["nodes"].items()
+                      if node["resource_type"] == "model" and node["config"].get("indexes")}
+    disabled = [node for nodes in manifest["disabled"].values() for node in nodes
+                if node["resource_type"] == "test" and node.get("test_metadata", {}).get("name")
+                in ("unique", "unique_combination_of_columns")]
+    assert disabled
+    unguarded = []
+    for test in disabled:
+        kwargs = test["test_metadata"]["kwargs"]
+        columns = frozenset(kwargs.get("combination_of_columns") or [kwargs["column_name"]])
+        if columns not in unique_indexes.get(test["attached_node"], set()):
+            unguarded.append((test["name"], sorted(columns)))
+    assert unguarded == []
