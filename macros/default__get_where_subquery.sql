@@ -15,8 +15,8 @@
     {%- set where = config.get('where') -%}
     {%- set tested_days = test_tested_days(relation) if execute and not var('test_all_days', false) -%}
     {%- if tested_days -%}
-        {%- set since = tested_days.day ~ " >= cast('" ~ incremental_latest_rebuilt_day(tested_days.rebuilt_by)
-                        ~ "' as date)" -%}
+        {%- set first_day = incremental_latest_rebuilt_day(tested_days.rebuilt_by) -%}
+        {%- set since = tested_days.day ~ " >= cast('" ~ first_day ~ "' as date)" -%}
         {%- set where = '(' ~ where ~ ') and ' ~ since if where else since -%}
     {%- endif -%}
     {%- if where -%}
