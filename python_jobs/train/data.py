@@ -22,6 +22,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api.types import union_categoricals
 
 from python_jobs import db
@@ -157,28 +158,48 @@ def query(source: Source, columns: str, sample_fraction: float | None = None,
             f"{source.date_column}, {db.byte_order_sql(engine, source.keys[0])}")
 
 
-def typed_chunk(chunk: pd.DataFrame, source: Source, numeric: tuple[str, ...],
+def typed_chunk(chunk: pa.Table, source: Source, numeric: tuple[str, ...],
                 categorical: tuple[str, ...], keep_keys: bool = True) -> pd.DataFrame:
     """float64 numerics (null = NaN), category-typed categoricals, datetime64 day: compact.
-    Without keys no per-row Python object outlives its chunk, so the memory of the chunk's
-    row objects is given back instead of being pinned by a few surviving strings."""
-    out = pd.DataFrame(index=chunk.index)
+    The keys, when kept, are strings; training needs none."""
+    out = pd.DataFrame(index=pd.RangeIndex(chunk.num_rows))
     if keep_keys:
         for key in source.keys:
-            out[key] = chunk[key]
-    out[source.date_column] = pd.to_datetime(chunk[source.date_column])
-    out[source.label] = chunk[source.label].astype("float64")
-    for c in numeric:
-        out[c] = pd.to_numeric(chunk[c], errors="raise").astype("float64")
+            out[key] = chunk[key].to_pandas()
+    out[source.date_column] = chunk[source.date_column].cast(pa.timestamp("s")).to_pandas()
+    for c in (source.label, *numeric):
+        out[c] = _float64(chunk[c], c)
     for c in categorical:
-        out[c] = chunk[c].astype(str).astype("category")
+        out[c] = chunk[c].to_pandas().astype(str).astype("category")
     return out
+
+
+def _float64(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """A numeric column as float64, nulls as NaN (select_list casts every one to double)."""
+    if not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
+        raise TypeError(f"{name} ({column.type}) is not numeric")
+    return column.cast(pa.float64()).to_numpy()
+
+
+def arrow_chunks(conn: db.Warehouse, sql: str, params: tuple, rows: int) -> Iterator[pa.Table]:
+    """The query's rows as Arrow tables of at least `rows` rows (the last may be fewer): the
+    record batches as they arrive, joined (pandas conversion and scoring cost per call)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in db.stream_arrow(conn, sql, params):
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def stream_frames(conn: db.Warehouse, sql: str, params: tuple, source: Source,
                   numeric: tuple[str, ...], categorical: tuple[str, ...],
                   chunk_rows: int, keep_keys: bool = True) -> Iterator[pd.DataFrame]:
-    for chunk in db.stream_sql(conn, sql, params, chunk_rows=chunk_rows):
+    for chunk in arrow_chunks(conn, sql, params, chunk_rows):
         yield typed_chunk(chunk, source, numeric, categorical, keep_keys)
 
 
@@ -249,15 +270,6 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
     # no day counts needed on PostgreSQL (one range): their query would be one more scan
     blocks = (day_blocks(conn, source, window.test_start, window.test_end)
               if db.is_spark(conn) else [(window.test_start, window.test_end, 0)])
-    pending: list[pd.DataFrame] = []
-    pending_rows = 0
     for first, last in query_ranges(conn, blocks):
-        for frame in stream_frames(conn, sql, (first, last), source, numeric, categorical,
-                                   chunk_rows):
-            pending.append(frame)
-            pending_rows += len(frame)
-            if pending_rows >= block_rows:
-                yield concat_frames(pending, categorical)
-                pending, pending_rows = [], 0
-    if pending:
-        yield concat_frames(pending, categorical)
+        yield from stream_frames(conn, sql, (first, last), source, numeric, categorical,
+                                 block_rows)

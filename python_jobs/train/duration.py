@@ -224,7 +224,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
         }.items()]
     del train, encoded
 
-    ys, predictions, baselines, rival_predictions = [], [], [], []
+    ys, predictions, baselines, rival_predictions, stored = [], [], [], [], []
     for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),
                                   s.categorical_features, settings.chunk_rows):
         y = chunk[SOURCE.label].to_numpy(dtype=float)
@@ -236,11 +236,14 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
         baselines.append(b)
         if rival is not None:
             rival_predictions.append(rival.predict(x))
-        sink(pd.DataFrame({"session_id": chunk["session_id"],
-                           "event_date": chunk[SOURCE.date_column], "label": y,
-                           "prediction": p, "baseline_prediction": b}))
+        stored.append(pd.DataFrame({"session_id": chunk["session_id"],
+                                    "event_date": chunk[SOURCE.date_column], "label": y,
+                                    "prediction": p, "baseline_prediction": b}))
     if not ys:
         raise LookupError(f"{SOURCE.table}: no held-out rows")
+    # stored once the stream has ended: its COPY holds the connection until then
+    for frame in stored:
+        sink(frame)
     y_test, p_test, b_test = (np.concatenate(v) for v in (ys, predictions, baselines))
     scores = {"": regression_metrics(y_test, p_test)}
     if rival is not None:
