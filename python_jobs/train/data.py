@@ -23,6 +23,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from python_jobs import db
@@ -148,14 +149,28 @@ def query_ranges(conn: db.Warehouse, blocks: list[tuple[date, date, int]]
 
 
 def query(source: Source, columns: str, sample_fraction: float | None = None,
-          engine: str = "postgres") -> str:
+          engine: str = "postgres", ordered: bool = True) -> str:
     """One block's rows, ordered by (day, key) so that every engine and every blocking
-    gives the same order (the fit sums rows in this order)."""
+    gives the same order (the fit sums rows in this order). Unordered, the rows come as
+    the scan finds them (no sort before the first row): the caller orders its results by
+    row_order."""
     where = f"{source.date_column} between %s and %s"
     if sample_fraction is not None and sample_fraction < 1:
         where += f" and {hash_predicate(source.keys[0], sample_fraction, engine)}"
-    return (f"select {columns} from {source.table} where {where} order by "
-            f"{source.date_column}, {db.byte_order_sql(engine, source.keys[0])}")
+    text = f"select {columns} from {source.table} where {where}"
+    if not ordered:
+        return text
+    return (f"{text} order by {source.date_column}, "
+            f"{db.byte_order_sql(engine, source.keys[0])}")
+
+
+def row_order(frames: list[pd.DataFrame], day: str, key: str) -> np.ndarray:
+    """The positions of the frames' rows (concatenated) in (day, key) order, keys compared
+    by their bytes: the order query(ordered=True) gives, in which metrics are summed."""
+    table = pa.table({
+        "day": pa.concat_arrays([pa.array(f[day].to_numpy()) for f in frames]),
+        "key": pa.concat_arrays([pa.array(f[key].to_numpy(), pa.string()) for f in frames])})
+    return pc.sort_indices(table, [("day", "ascending"), ("key", "ascending")]).to_numpy()
 
 
 def typed_chunk(chunk: pa.Table, source: Source, numeric: tuple[str, ...],
@@ -260,13 +275,15 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
                 numeric: tuple[str, ...], categorical: tuple[str, ...],
                 chunk_rows: int, block_rows: int = SCORE_ROWS) -> Iterator[pd.DataFrame]:
     """Every held-out row (never sampled, never held whole), in frames of about block_rows
-    rows, in (day, key) order: the cursor's chunks are joined before scoring, since a
-    model's call costs the same fixed work (column checks, encoders, one thread start
-    per boosted tree) whether it scores 20,000 rows or 200,000."""
+    rows, in no particular order (row_order gives the (day, key) order of the results): the
+    server sends rows while it scans, and no sort of the held-out days' wide rows comes
+    first. Arrow batches are joined into blocks before scoring, since a model's call costs
+    the same fixed work (column checks, encoders, one thread start per boosted tree)
+    whether it scores 20,000 rows or 200,000."""
     engine = db.engine(conn)
     types = column_types(conn, source.table)
     sql = query(source, select_list(source, types, numeric, categorical, engine),
-                engine=engine)
+                engine=engine, ordered=False)
     # no day counts needed on PostgreSQL (one range): their query would be one more scan
     blocks = (day_blocks(conn, source, window.test_start, window.test_end)
               if db.is_spark(conn) else [(window.test_start, window.test_end, 0)])

@@ -244,11 +244,13 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
     # stored once the stream has ended: its COPY holds the connection until then
     for frame in stored:
         sink(frame)
-    y_test, p_test, b_test = (np.concatenate(v) for v in (ys, predictions, baselines))
+    # the metrics sum in (day, session) order, as the held-out rows came before
+    order = data.row_order(stored, "event_date", "session_id")
+    y_test, p_test, b_test = (np.concatenate(v)[order] for v in (ys, predictions, baselines))
     scores = {"": regression_metrics(y_test, p_test)}
     if rival is not None:
-        scores["challenger_"] = regression_metrics(y_test, np.concatenate(rival_predictions),
-                                                   "challenger_")
+        scores["challenger_"] = regression_metrics(
+            y_test, np.concatenate(rival_predictions)[order], "challenger_")
     metrics += [{"split": "test", "metric": m, "value": v} for m, v in {
         "rows": float(len(y_test)), "mean_target_seconds": float(y_test.mean()),
         **scores[""], **regression_metrics(y_test, b_test, "baseline_"),
