@@ -17,7 +17,7 @@ import contextlib
 import ctypes
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -46,6 +46,9 @@ class Window:
     train_end: date
     test_start: date
     test_end: date
+    # rows per day of the mart, (day, rows) in day order: read with the split, so that
+    # the blocks of days need no second scan of the mart
+    day_rows: tuple[tuple[date, int], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,17 +102,19 @@ def select_list(source: Source, types: dict[str, str], numeric: tuple[str, ...],
 def split_window(conn: db.Warehouse, source: Source, test_days: int,
                  split_date: str | None) -> Window:
     """The last `test_days` days present in the mart are held out (or from split_date on)."""
-    bounds = db.read_sql(conn, f"select min({source.date_column}) as first_day, "
-                               f"max({source.date_column}) as last_day from {source.table}")
-    first, last = bounds.iloc[0]["first_day"], bounds.iloc[0]["last_day"]
-    if pd.isna(first):
+    counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
+                               f"{source.table} group by 1 order by 1")
+    counts = counts[counts["day"].notna()]
+    if counts.empty:
         raise LookupError(f"{source.table} is empty")
+    first, last = counts["day"].iloc[0], counts["day"].iloc[-1]
     test_start = (date.fromisoformat(split_date) if split_date
                   else last - timedelta(days=test_days - 1))
     if not first < test_start <= last:
         raise ValueError(f"{source.table}: split day {test_start} leaves no training or no "
                          f"test days in [{first}, {last}]")
-    return Window(first, test_start - timedelta(days=1), test_start, last)
+    day_rows = tuple(zip(counts["day"], counts["n"].astype(int).tolist(), strict=True))
+    return Window(first, test_start - timedelta(days=1), test_start, last, day_rows)
 
 
 def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
@@ -119,16 +124,15 @@ def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
     return f"{db.md5_bits_sql(engine, key)} < {threshold}"
 
 
-def day_blocks(conn: db.Warehouse, source: Source, first: date, last: date,
+def day_blocks(window: Window, first: date, last: date,
                fraction: float = 1.0) -> list[tuple[date, date, int]]:
     """[first, last] as consecutive blocks of whole days of at most BLOCK_ROWS rows read (a
     bigger day is a block of its own; a sample of `fraction` reads that share of a day's
     rows): (first day, last day, rows in the mart) each."""
-    counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
-                               f"{source.table} where {source.date_column} between %s and %s "
-                               "group by 1 order by 1", (first, last))
     blocks: list[tuple[date, date, int]] = []
-    for day, n in zip(counts["day"], counts["n"].astype(int), strict=True):
+    for day, n in window.day_rows:
+        if not first <= day <= last:
+            continue
         if blocks and (blocks[-1][2] + n) * fraction <= BLOCK_ROWS:
             blocks[-1] = (blocks[-1][0], day, blocks[-1][2] + n)
         else:
@@ -245,14 +249,14 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
     not need them)."""
     engine = db.engine(conn)
     types = column_types(conn, source.table)
-    blocks = day_blocks(conn, source, window.train_start, window.train_end)
+    blocks = day_blocks(window, window.train_start, window.train_end)
     population = sum(rows for _, _, rows in blocks)
     fraction = None
     if sample_rows is not None and population > sample_rows:
         fraction = sample_rows / population
         if db.is_spark(conn):
             # a sample reads fewer rows per day: fewer, larger blocks (one scan each)
-            blocks = day_blocks(conn, source, window.train_start, window.train_end, fraction)
+            blocks = day_blocks(window, window.train_start, window.train_end, fraction)
     sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
                 engine)
     frames = [frame for first, last in query_ranges(conn, blocks)
@@ -284,9 +288,7 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
     types = column_types(conn, source.table)
     sql = query(source, select_list(source, types, numeric, categorical, engine),
                 engine=engine, ordered=False)
-    # no day counts needed on PostgreSQL (one range): their query would be one more scan
-    blocks = (day_blocks(conn, source, window.test_start, window.test_end)
-              if db.is_spark(conn) else [(window.test_start, window.test_end, 0)])
+    blocks = day_blocks(window, window.test_start, window.test_end)
     for first, last in query_ranges(conn, blocks):
         yield from stream_frames(conn, sql, (first, last), source, numeric, categorical,
                                  block_rows)
