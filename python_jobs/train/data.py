@@ -189,8 +189,22 @@ def typed_chunk(chunk: pa.Table, source: Source, numeric: tuple[str, ...],
     for c in (source.label, *numeric):
         out[c] = _float64(chunk[c], c)
     for c in categorical:
-        out[c] = chunk[c].to_pandas().astype(str).astype("category")
+        out[c] = _category(chunk[c])
     return out
+
+
+def _category(column: pa.ChunkedArray) -> pd.Categorical:
+    """A text column as a categorical of sorted categories held as Python strings (object
+    dtype): the encoders turn a categorical into an array of its values, which is then
+    one pointer per row, not a new string per row as with Arrow-backed categories (about
+    half a GB at a million rows, and twice the encoding time)."""
+    encoded = column.cast(pa.string()).combine_chunks().dictionary_encode()
+    labels = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return pd.Categorical.from_codes(rank[encoded.indices.to_numpy()],
+                                     categories=pd.Index(labels[order], dtype=object))
 
 
 def _float64(column: pa.ChunkedArray, name: str) -> np.ndarray:
