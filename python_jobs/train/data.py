@@ -5,10 +5,11 @@ columns as double precision, booleans as 0/1; categoricals as text with null = _
 so Python and SQL see identical inputs.
 
 The marts may be on PostgreSQL or Spark (db.connect(target=...)). Both engines give the same
-rows in the same order: the sample is the same md5 bits, rows come ordered by (day, key),
-read in the same blocks of whole days. On Spark a query's whole result arrives at once (as
-Arrow), so a block of at most BLOCK_ROWS rows is what bounds memory there; on PostgreSQL the
-server-side cursor's chunk_rows does.
+rows in the same order: the sample is the same md5 bits, training rows come ordered by
+(day, key), read in the same blocks of whole days; held-out rows come unordered and their
+results are put in (day, key) order (row_order). On Spark a query's whole result arrives at
+once (as Arrow), so a block of at most BLOCK_ROWS rows is what bounds memory there; on
+PostgreSQL the COPY stream (db.stream_arrow) hands over a few MB at a time.
 """
 
 from __future__ import annotations
@@ -143,10 +144,10 @@ def day_blocks(window: Window, first: date, last: date,
 def query_ranges(conn: db.Warehouse, blocks: list[tuple[date, date, int]]
                  ) -> list[tuple[date, date]]:
     """The day ranges read with one query each. Spark: the blocks, since a query's whole
-    result arrives at once. PostgreSQL: one range, since the server-side cursor bounds
-    memory already and every query scans the whole mart (no index on the day; a cursor's
-    scan is never parallel): a block per query cost one scan of a 7 GB mart per 500,000
-    rows at 1M sessions. The rows and their order are those of the blocks in turn."""
+    result arrives at once. PostgreSQL: one range, since the COPY stream bounds memory
+    already and every query scans the whole mart (no index on the day): a block per query
+    cost one scan of a 7 GB mart per 500,000 rows at 1M sessions. The rows and their order
+    are those of the blocks in turn."""
     if db.is_spark(conn):
         return [(first, last) for first, last, _ in blocks]
     return [(blocks[0][0], blocks[-1][1])] if blocks else []
@@ -248,9 +249,9 @@ def concat_frames(frames: list[pd.DataFrame], categorical: tuple[str, ...]) -> p
 
 
 def release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc malloc_trim; a no-op elsewhere). After the
-    chunks of Python row objects are gone their pages stay with the process otherwise, and
-    the model fit would come on top of them (about 600 MB at 1M sampled plays)."""
+    """Hand freed heap pages back to the OS (glibc malloc_trim; a no-op elsewhere): the pages
+    of what reading and typing the chunks left behind would stay with the process otherwise,
+    and the model fit would come on top of them."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
