@@ -14,11 +14,14 @@ values bound by Spark, never pasted in. Results travel as Arrow both ways on Spa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Union
@@ -200,6 +203,107 @@ def stream_sql(
             yield pd.DataFrame(rows, columns=[d.name for d in cur.description])
 
 
+# PostgreSQL type OIDs -> the Arrow type a COPY CSV field of that type is parsed as: what
+# psycopg2 would give (ints as int64; real as float64, since psycopg2 parses its text as a
+# Python float). Other types arrive as their text: cast them in the query.
+_ARROW_OF_OID = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(),
+    701: pa.float64(), 25: pa.string(), 1042: pa.string(), 1043: pa.string(),
+    1082: pa.date32(), 1114: pa.timestamp("us"),
+}
+_COPY_BLOCK_BYTES = 1 << 22  # CSV bytes per parsed Arrow batch: about 10,000 rows of a mart
+_PIPE_BYTES = 1 << 20
+
+
+def stream_arrow(conn: Warehouse, query: str,
+                 params: tuple | dict | None = None) -> Iterator[pa.RecordBatch]:
+    """A large result as Arrow record batches, memory bounded by a few batches, no Python
+    object per row or value. PostgreSQL: `COPY (query) TO STDOUT` as CSV, streamed through
+    a pipe into pyarrow's CSV reader while the server is still sending (columns typed from
+    the query's result description: _ARROW_OF_OID). Spark: the whole result as Arrow, cut
+    into batches (callers bound the query). Read the batches to the end: a consumer that
+    stops early makes the rest be read and dropped, so that the connection stays usable."""
+    if is_spark(conn):
+        table = _spark_sql(conn, query, params).toArrow()
+        yield from table.cast(_naive_schema(table.schema)).to_batches()
+        return
+    schema = _result_schema(conn, query, params)
+    with conn.cursor() as cur:
+        statement = f"copy ({cur.mogrify(query, params).decode()}) to stdout with (format csv)"
+    with _copy_pipe(conn, statement) as source:
+        if not source.peek(1):  # no rows: pyarrow refuses an empty CSV
+            return
+        reader = pacsv.open_csv(source, read_options=pacsv.ReadOptions(
+            column_names=schema.names, block_size=_COPY_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=_csv_convert_options(schema))
+        yield from reader
+
+
+def read_arrow(conn: Warehouse, query: str, params: tuple | dict | None = None) -> pa.Table:
+    """A whole result as one Arrow table (stream_arrow's batches)."""
+    if is_spark(conn):
+        table = _spark_sql(conn, query, params).toArrow()
+        return table.cast(_naive_schema(table.schema))
+    return pa.Table.from_batches(list(stream_arrow(conn, query, params)),
+                                 _result_schema(conn, query, params))
+
+
+def _result_schema(conn: Connection, query: str, params: tuple | dict | None) -> pa.Schema:
+    """The Arrow schema of a query's result, from its description (the query runs with
+    limit 0: planned, not executed)."""
+    with conn.cursor() as cur:
+        cur.execute(f"select * from ({query}) as result limit 0", params)
+        return pa.schema([(d.name, _ARROW_OF_OID.get(d.type_code, pa.string()))
+                          for d in cur.description])
+
+
+def _csv_convert_options(schema: pa.Schema) -> pacsv.ConvertOptions:
+    """PostgreSQL's CSV: an unquoted empty field is NULL, a quoted one ("") the empty
+    string; booleans are t/f."""
+    return pacsv.ConvertOptions(
+        column_types={f.name: f.type for f in schema}, true_values=["t"],
+        false_values=["f"], null_values=[""], strings_can_be_null=True,
+        quoted_strings_can_be_null=False)
+
+
+@contextmanager
+def _copy_pipe(conn: Connection, statement: str) -> Iterator[io.BufferedReader]:
+    """The output of a COPY ... TO STDOUT as a readable pipe, written by a thread (psycopg2's
+    copy_expert pushes rows into a file; pyarrow pulls). The thread's error, if any, is
+    raised here, in place of whatever reading the cut-off stream raised."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(AttributeError, OSError):  # Linux: a larger pipe, fewer wakeups
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    failures: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(write_fd, "wb", buffering=_PIPE_BYTES) as sink, conn.cursor() as cur:
+                cur.copy_expert(statement, sink, size=_PIPE_BYTES)
+        except BaseException as error:  # handed to the reading thread
+            failures.append(error)
+
+    thread = threading.Thread(target=produce, name="copy-out", daemon=True)
+    thread.start()
+    source = open(read_fd, "rb", buffering=_PIPE_BYTES)  # noqa: SIM115 - closed below
+    try:
+        yield source
+    finally:
+        _drain(source, thread)
+        source.close()
+        if failures:
+            # the cause: what the reader saw (a cut-off stream) is chained as the context
+            raise failures[0]
+
+
+def _drain(source: io.BufferedReader, thread: threading.Thread) -> None:
+    """Read what is left of the pipe until the writer is done, so that COPY ends cleanly."""
+    while source.read(_PIPE_BYTES):
+        pass
+    thread.join()
+
+
 _PG_TYPES = {
     "int64": "bigint", "Int64": "bigint", "int32": "integer", "Int32": "integer",
     "float64": "double precision", "Float64": "double precision", "bool": "boolean",
@@ -355,11 +459,15 @@ def _spark_sql(spark: SparkSession, query: str, params: tuple | dict | None) -> 
     return spark.sql(_MARKERS.sub(marker, query), args=args)
 
 
+def _naive_schema(schema: pa.Schema) -> pa.Schema:
+    """Spark's UTC instants as the naive UTC timestamps the Postgres path gives."""
+    return pa.schema([pa.field(f.name, pa.timestamp(f.type.unit))
+                      if pa.types.is_timestamp(f.type) and f.type.tz else f for f in schema])
+
+
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
     """A Spark result as the Postgres path gives it: naive UTC timestamps, dates as dates."""
-    fields = [pa.field(f.name, pa.timestamp(f.type.unit))
-              if pa.types.is_timestamp(f.type) and f.type.tz else f for f in table.schema]
-    return table.cast(pa.schema(fields)).to_pandas()
+    return table.cast(_naive_schema(table.schema)).to_pandas()
 
 
 def _spark_append(spark: SparkSession, table: str, frame: pd.DataFrame) -> int:

@@ -5,10 +5,11 @@ columns as double precision, booleans as 0/1; categoricals as text with null = _
 so Python and SQL see identical inputs.
 
 The marts may be on PostgreSQL or Spark (db.connect(target=...)). Both engines give the same
-rows in the same order: the sample is the same md5 bits, rows come ordered by (day, key),
-read in the same blocks of whole days. On Spark a query's whole result arrives at once (as
-Arrow), so a block of at most BLOCK_ROWS rows is what bounds memory there; on PostgreSQL the
-server-side cursor's chunk_rows does.
+rows in the same order: the sample is the same md5 bits, training rows come ordered by
+(day, key), read in the same blocks of whole days; held-out rows come unordered and their
+results are put in (day, key) order (row_order). On Spark a query's whole result arrives at
+once (as Arrow), so a block of at most BLOCK_ROWS rows is what bounds memory there; on
+PostgreSQL the COPY stream (db.stream_arrow) hands over a few MB at a time.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import contextlib
 import ctypes
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from python_jobs import db
@@ -44,6 +47,9 @@ class Window:
     train_end: date
     test_start: date
     test_end: date
+    # rows per day of the mart, (day, rows) in day order: read with the split, so that
+    # the blocks of days need no second scan of the mart
+    day_rows: tuple[tuple[date, int], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,17 +103,19 @@ def select_list(source: Source, types: dict[str, str], numeric: tuple[str, ...],
 def split_window(conn: db.Warehouse, source: Source, test_days: int,
                  split_date: str | None) -> Window:
     """The last `test_days` days present in the mart are held out (or from split_date on)."""
-    bounds = db.read_sql(conn, f"select min({source.date_column}) as first_day, "
-                               f"max({source.date_column}) as last_day from {source.table}")
-    first, last = bounds.iloc[0]["first_day"], bounds.iloc[0]["last_day"]
-    if pd.isna(first):
+    counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
+                               f"{source.table} group by 1 order by 1")
+    counts = counts[counts["day"].notna()]
+    if counts.empty:
         raise LookupError(f"{source.table} is empty")
+    first, last = counts["day"].iloc[0], counts["day"].iloc[-1]
     test_start = (date.fromisoformat(split_date) if split_date
                   else last - timedelta(days=test_days - 1))
     if not first < test_start <= last:
         raise ValueError(f"{source.table}: split day {test_start} leaves no training or no "
                          f"test days in [{first}, {last}]")
-    return Window(first, test_start - timedelta(days=1), test_start, last)
+    day_rows = tuple(zip(counts["day"], counts["n"].astype(int).tolist(), strict=True))
+    return Window(first, test_start - timedelta(days=1), test_start, last, day_rows)
 
 
 def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
@@ -117,16 +125,15 @@ def hash_predicate(key: str, fraction: float, engine: str = "postgres") -> str:
     return f"{db.md5_bits_sql(engine, key)} < {threshold}"
 
 
-def day_blocks(conn: db.Warehouse, source: Source, first: date, last: date,
+def day_blocks(window: Window, first: date, last: date,
                fraction: float = 1.0) -> list[tuple[date, date, int]]:
     """[first, last] as consecutive blocks of whole days of at most BLOCK_ROWS rows read (a
     bigger day is a block of its own; a sample of `fraction` reads that share of a day's
     rows): (first day, last day, rows in the mart) each."""
-    counts = db.read_sql(conn, f"select {source.date_column} as day, count(*) as n from "
-                               f"{source.table} where {source.date_column} between %s and %s "
-                               "group by 1 order by 1", (first, last))
     blocks: list[tuple[date, date, int]] = []
-    for day, n in zip(counts["day"], counts["n"].astype(int), strict=True):
+    for day, n in window.day_rows:
+        if not first <= day <= last:
+            continue
         if blocks and (blocks[-1][2] + n) * fraction <= BLOCK_ROWS:
             blocks[-1] = (blocks[-1][0], day, blocks[-1][2] + n)
         else:
@@ -137,48 +144,96 @@ def day_blocks(conn: db.Warehouse, source: Source, first: date, last: date,
 def query_ranges(conn: db.Warehouse, blocks: list[tuple[date, date, int]]
                  ) -> list[tuple[date, date]]:
     """The day ranges read with one query each. Spark: the blocks, since a query's whole
-    result arrives at once. PostgreSQL: one range, since the server-side cursor bounds
-    memory already and every query scans the whole mart (no index on the day; a cursor's
-    scan is never parallel): a block per query cost one scan of a 7 GB mart per 500,000
-    rows at 1M sessions. The rows and their order are those of the blocks in turn."""
+    result arrives at once. PostgreSQL: one range, since the COPY stream bounds memory
+    already and every query scans the whole mart (no index on the day): a block per query
+    cost one scan of a 7 GB mart per 500,000 rows at 1M sessions. The rows and their order
+    are those of the blocks in turn."""
     if db.is_spark(conn):
         return [(first, last) for first, last, _ in blocks]
     return [(blocks[0][0], blocks[-1][1])] if blocks else []
 
 
 def query(source: Source, columns: str, sample_fraction: float | None = None,
-          engine: str = "postgres") -> str:
+          engine: str = "postgres", ordered: bool = True) -> str:
     """One block's rows, ordered by (day, key) so that every engine and every blocking
-    gives the same order (the fit sums rows in this order)."""
+    gives the same order (the fit sums rows in this order). Unordered, the rows come as
+    the scan finds them (no sort before the first row): the caller orders its results by
+    row_order."""
     where = f"{source.date_column} between %s and %s"
     if sample_fraction is not None and sample_fraction < 1:
         where += f" and {hash_predicate(source.keys[0], sample_fraction, engine)}"
-    return (f"select {columns} from {source.table} where {where} order by "
-            f"{source.date_column}, {db.byte_order_sql(engine, source.keys[0])}")
+    text = f"select {columns} from {source.table} where {where}"
+    if not ordered:
+        return text
+    return (f"{text} order by {source.date_column}, "
+            f"{db.byte_order_sql(engine, source.keys[0])}")
 
 
-def typed_chunk(chunk: pd.DataFrame, source: Source, numeric: tuple[str, ...],
+def row_order(frames: list[pd.DataFrame], day: str, key: str) -> np.ndarray:
+    """The positions of the frames' rows (concatenated) in (day, key) order, keys compared
+    by their bytes: the order query(ordered=True) gives, in which metrics are summed."""
+    table = pa.table({
+        "day": pa.concat_arrays([pa.array(f[day].to_numpy()) for f in frames]),
+        "key": pa.concat_arrays([pa.array(f[key].to_numpy(), pa.string()) for f in frames])})
+    return pc.sort_indices(table, [("day", "ascending"), ("key", "ascending")]).to_numpy()
+
+
+def typed_chunk(chunk: pa.Table, source: Source, numeric: tuple[str, ...],
                 categorical: tuple[str, ...], keep_keys: bool = True) -> pd.DataFrame:
     """float64 numerics (null = NaN), category-typed categoricals, datetime64 day: compact.
-    Without keys no per-row Python object outlives its chunk, so the memory of the chunk's
-    row objects is given back instead of being pinned by a few surviving strings."""
-    out = pd.DataFrame(index=chunk.index)
+    The keys, when kept, are strings; training needs none."""
+    out = pd.DataFrame(index=pd.RangeIndex(chunk.num_rows))
     if keep_keys:
         for key in source.keys:
-            out[key] = chunk[key]
-    out[source.date_column] = pd.to_datetime(chunk[source.date_column])
-    out[source.label] = chunk[source.label].astype("float64")
-    for c in numeric:
-        out[c] = pd.to_numeric(chunk[c], errors="raise").astype("float64")
+            out[key] = chunk[key].to_pandas()
+    out[source.date_column] = chunk[source.date_column].cast(pa.timestamp("s")).to_pandas()
+    for c in (source.label, *numeric):
+        out[c] = _float64(chunk[c], c)
     for c in categorical:
-        out[c] = chunk[c].astype(str).astype("category")
+        out[c] = _category(chunk[c])
     return out
+
+
+def _category(column: pa.ChunkedArray) -> pd.Categorical:
+    """A text column as a categorical of sorted categories held as Python strings (object
+    dtype): the encoders turn a categorical into an array of its values, which is then
+    one pointer per row, not a new string per row as with Arrow-backed categories (about
+    half a GB at a million rows, and twice the encoding time)."""
+    encoded = column.cast(pa.string()).combine_chunks().dictionary_encode()
+    labels = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return pd.Categorical.from_codes(rank[encoded.indices.to_numpy()],
+                                     categories=pd.Index(labels[order], dtype=object))
+
+
+def _float64(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """A numeric column as float64, nulls as NaN (select_list casts every one to double)."""
+    if not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
+        raise TypeError(f"{name} ({column.type}) is not numeric")
+    return column.cast(pa.float64()).to_numpy()
+
+
+def arrow_chunks(conn: db.Warehouse, sql: str, params: tuple, rows: int) -> Iterator[pa.Table]:
+    """The query's rows as Arrow tables of at least `rows` rows (the last may be fewer): the
+    record batches as they arrive, joined (pandas conversion and scoring cost per call)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in db.stream_arrow(conn, sql, params):
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def stream_frames(conn: db.Warehouse, sql: str, params: tuple, source: Source,
                   numeric: tuple[str, ...], categorical: tuple[str, ...],
                   chunk_rows: int, keep_keys: bool = True) -> Iterator[pd.DataFrame]:
-    for chunk in db.stream_sql(conn, sql, params, chunk_rows=chunk_rows):
+    for chunk in arrow_chunks(conn, sql, params, chunk_rows):
         yield typed_chunk(chunk, source, numeric, categorical, keep_keys)
 
 
@@ -194,9 +249,9 @@ def concat_frames(frames: list[pd.DataFrame], categorical: tuple[str, ...]) -> p
 
 
 def release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc malloc_trim; a no-op elsewhere). After the
-    chunks of Python row objects are gone their pages stay with the process otherwise, and
-    the model fit would come on top of them (about 600 MB at 1M sampled plays)."""
+    """Hand freed heap pages back to the OS (glibc malloc_trim; a no-op elsewhere): the pages
+    of what reading and typing the chunks left behind would stay with the process otherwise,
+    and the model fit would come on top of them."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -209,14 +264,14 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
     not need them)."""
     engine = db.engine(conn)
     types = column_types(conn, source.table)
-    blocks = day_blocks(conn, source, window.train_start, window.train_end)
+    blocks = day_blocks(window, window.train_start, window.train_end)
     population = sum(rows for _, _, rows in blocks)
     fraction = None
     if sample_rows is not None and population > sample_rows:
         fraction = sample_rows / population
         if db.is_spark(conn):
             # a sample reads fewer rows per day: fewer, larger blocks (one scan each)
-            blocks = day_blocks(conn, source, window.train_start, window.train_end, fraction)
+            blocks = day_blocks(window, window.train_start, window.train_end, fraction)
     sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
                 engine)
     frames = [frame for first, last in query_ranges(conn, blocks)
@@ -239,25 +294,16 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
                 numeric: tuple[str, ...], categorical: tuple[str, ...],
                 chunk_rows: int, block_rows: int = SCORE_ROWS) -> Iterator[pd.DataFrame]:
     """Every held-out row (never sampled, never held whole), in frames of about block_rows
-    rows, in (day, key) order: the cursor's chunks are joined before scoring, since a
-    model's call costs the same fixed work (column checks, encoders, one thread start
-    per boosted tree) whether it scores 20,000 rows or 200,000."""
+    rows, in no particular order (row_order gives the (day, key) order of the results): the
+    server sends rows while it scans, and no sort of the held-out days' wide rows comes
+    first. Arrow batches are joined into blocks before scoring, since a model's call costs
+    the same fixed work (column checks, encoders, one thread start per boosted tree)
+    whether it scores 20,000 rows or 200,000."""
     engine = db.engine(conn)
     types = column_types(conn, source.table)
     sql = query(source, select_list(source, types, numeric, categorical, engine),
-                engine=engine)
-    # no day counts needed on PostgreSQL (one range): their query would be one more scan
-    blocks = (day_blocks(conn, source, window.test_start, window.test_end)
-              if db.is_spark(conn) else [(window.test_start, window.test_end, 0)])
-    pending: list[pd.DataFrame] = []
-    pending_rows = 0
+                engine=engine, ordered=False)
+    blocks = day_blocks(window, window.test_start, window.test_end)
     for first, last in query_ranges(conn, blocks):
-        for frame in stream_frames(conn, sql, (first, last), source, numeric, categorical,
-                                   chunk_rows):
-            pending.append(frame)
-            pending_rows += len(frame)
-            if pending_rows >= block_rows:
-                yield concat_frames(pending, categorical)
-                pending, pending_rows = [], 0
-    if pending:
-        yield concat_frames(pending, categorical)
+        yield from stream_frames(conn, sql, (first, last), source, numeric, categorical,
+                                 block_rows)

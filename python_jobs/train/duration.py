@@ -224,7 +224,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
         }.items()]
     del train, encoded
 
-    ys, predictions, baselines, rival_predictions = [], [], [], []
+    ys, predictions, baselines, rival_predictions, stored = [], [], [], [], []
     for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),
                                   s.categorical_features, settings.chunk_rows):
         y = chunk[SOURCE.label].to_numpy(dtype=float)
@@ -236,16 +236,21 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
         baselines.append(b)
         if rival is not None:
             rival_predictions.append(rival.predict(x))
-        sink(pd.DataFrame({"session_id": chunk["session_id"],
-                           "event_date": chunk[SOURCE.date_column], "label": y,
-                           "prediction": p, "baseline_prediction": b}))
+        stored.append(pd.DataFrame({"session_id": chunk["session_id"],
+                                    "event_date": chunk[SOURCE.date_column], "label": y,
+                                    "prediction": p, "baseline_prediction": b}))
     if not ys:
         raise LookupError(f"{SOURCE.table}: no held-out rows")
-    y_test, p_test, b_test = (np.concatenate(v) for v in (ys, predictions, baselines))
+    # stored once the stream has ended: its COPY holds the connection until then
+    for frame in stored:
+        sink(frame)
+    # the metrics sum in (day, session) order, as the held-out rows came before
+    order = data.row_order(stored, "event_date", "session_id")
+    y_test, p_test, b_test = (np.concatenate(v)[order] for v in (ys, predictions, baselines))
     scores = {"": regression_metrics(y_test, p_test)}
     if rival is not None:
-        scores["challenger_"] = regression_metrics(y_test, np.concatenate(rival_predictions),
-                                                   "challenger_")
+        scores["challenger_"] = regression_metrics(
+            y_test, np.concatenate(rival_predictions)[order], "challenger_")
     metrics += [{"split": "test", "metric": m, "value": v} for m, v in {
         "rows": float(len(y_test)), "mean_target_seconds": float(y_test.mean()),
         **scores[""], **regression_metrics(y_test, b_test, "baseline_"),

@@ -43,11 +43,12 @@ def has_truth(conn: db.Connection, table: str) -> bool:
     return not db.read_sql(conn, f"select 1 from {table} limit 1").empty
 
 
-def _read(conn: db.Connection, sql: str, params: tuple, chunk_rows: int) -> pd.DataFrame:
-    frames = list(db.stream_sql(conn, sql, params, chunk_rows))
-    if not frames:
+def _read(conn: db.Connection, sql: str, params: tuple) -> pd.DataFrame:
+    """The joined rows (a few doubles each) as one frame, through COPY."""
+    frame = db.read_arrow(conn, sql, params).to_pandas()
+    if frame.empty:
         raise LookupError("no held-out rows for the oracle")
-    return pd.concat(frames, ignore_index=True)
+    return frame
 
 
 @contextmanager
@@ -76,17 +77,14 @@ def _joined(conn: db.Warehouse, database: str | None, truth_table: str, keys_sql
         if pg is None or not has_truth(pg, truth_table):
             return None
         if pg is conn:
-            # a plain query, not _read's cursor: PostgreSQL never runs a cursor's plan in
-            # parallel, and this one scans the whole mart; its rows are two or three doubles
-            frame = db.read_sql(pg, truth_sql.format(keys=f"({keys_sql})"), params)
-            if frame.empty:
-                raise LookupError("no held-out rows for the oracle")
-            return frame
+            # COPY, not a cursor: PostgreSQL never runs a cursor's plan in parallel, and
+            # this one scans the whole mart
+            return _read(pg, truth_sql.format(keys=f"({keys_sql})"), params)
         columns = ", ".join(f"{name} {kind}" for name, kind in key_columns.items())
         db.execute(pg, f"create temporary table oracle_keys ({columns}) on commit drop")
         for chunk in db.stream_sql(conn, keys_sql, params, chunk_rows):
             db.copy_frame(pg, "pg_temp.oracle_keys", chunk[list(key_columns)])
-        return _read(pg, truth_sql.format(keys="pg_temp.oracle_keys"), (), chunk_rows)
+        return _read(pg, truth_sql.format(keys="pg_temp.oracle_keys"), ())
 
 
 def skip_truth(conn: db.Warehouse, source: data.Source, window: data.Window,

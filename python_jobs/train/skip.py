@@ -134,9 +134,10 @@ def score_test(conn, window: data.Window, settings: TrainSettings, model: Pipeli
                rival: Pipeline | None, sink: PredictionSink
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Every held-out play scored by the model (and the challenger), block by block; the
-    predictions go to `sink`. Labels, P(skip), the challenger's P(skip)."""
+    predictions go to `sink`. Labels, P(skip), the challenger's P(skip), in (day, play)
+    order."""
     s = settings.skip
-    labels, probabilities, rival_probabilities = [], [], []
+    labels, probabilities, rival_probabilities, stored = [], [], [], []
     for block in data.stream_test(conn, SOURCE, window, s.numeric_features,
                                   s.categorical_features, settings.chunk_rows):
         x = feature_frame(block, s)
@@ -147,13 +148,17 @@ def score_test(conn, window: data.Window, settings: TrainSettings, model: Pipeli
         if rival is not None:
             rival_probabilities.append(rival.predict_proba(x)[:, 1])
         del x
-        sink(pd.DataFrame({"play_id": block["play_id"], "session_id": block["session_id"],
-                           "event_date": block[SOURCE.date_column], "label": y,
-                           "prediction": p}))
+        stored.append(pd.DataFrame({
+            "play_id": block["play_id"], "session_id": block["session_id"],
+            "event_date": block[SOURCE.date_column], "label": y, "prediction": p}))
     if not labels:
         raise LookupError(f"{SOURCE.table}: no held-out rows")
-    return (np.concatenate(labels), np.concatenate(probabilities),
-            np.concatenate(rival_probabilities) if rival is not None else None)
+    order = data.row_order(stored, "event_date", "play_id")
+    # stored once the stream has ended: its COPY holds the connection until then
+    for frame in stored:
+        sink(frame)
+    return (np.concatenate(labels)[order], np.concatenate(probabilities)[order],
+            np.concatenate(rival_probabilities)[order] if rival is not None else None)
 
 
 def run(conn, settings: TrainSettings, sink: PredictionSink,

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import psycopg2
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -134,10 +135,14 @@ def test_oracle_gap_and_correction_arithmetic():
     assert corrected["oracle_r2_uncorrected"] < exact - 0.1  # the noise the correction removes
 
 
-def test_encoder_builds_the_matrix_scipy_builds():
-    """The CSR numeric block (features.dense_to_csr) leaves the encoded matrix, and so
-    every fit, exactly as scipy's COO route builds it: the same values, exact zeros dropped
-    (a constant column standardizes to 0), int32 indices; the input frame untouched."""
+@pytest.mark.parametrize("block_values", [features._BLOCK_VALUES, 1_000])
+def test_encoder_builds_the_matrix_scipy_builds(block_values, monkeypatch):
+    """The CSR numeric block (features.dense_to_csr) and its stacking with the one-hot
+    block (features.stack_csr) leave the encoded matrix, and so every fit, exactly as
+    scipy's COO route and hstack build it: the same values, exact zeros dropped (a constant
+    column standardizes to 0), int32 indices; the input frame untouched. Also when both
+    are built in many blocks of rows."""
+    monkeypatch.setattr(features, "_BLOCK_VALUES", block_values)
     rng = np.random.default_rng(3)
     n = 5_000
     frame = pd.DataFrame({"a": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
@@ -159,6 +164,30 @@ def test_encoder_builds_the_matrix_scipy_builds():
             assert np.array_equal(getattr(got, part), getattr(want, part))
             assert getattr(got, part).dtype == getattr(want, part).dtype
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_copy_stream_types_nulls_and_errors(trained):
+    """db.stream_arrow (COPY into pyarrow) gives what psycopg2 gives: NULL vs the empty
+    string, t/f, exact doubles, dates, timestamps; no rows is an empty table; the server's
+    error is raised; a consumer that stops early leaves the connection usable."""
+    query = ("select g::int as n, mod(g, 2) = 0 as even, case when mod(g, 3) = 0 then null "
+             "when mod(g, 3) = 1 then '' else 'a,\"b\"' || chr(10) || 'c' end as text, "
+             "1.0::float8 / g as ratio, date '2026-03-01' + g as day, "
+             "timestamp '2026-03-01 12:00:00.25' + g * interval '1 second' as at "
+             "from generate_series(1, 50000) as g where g <= %s order by g")
+    with db.connect(DATABASE) as conn:
+        got = db.read_arrow(conn, query, (50_000,))
+        with conn.cursor() as cur:
+            cur.execute(query, (50_000,))
+            want = cur.fetchall()
+        assert db.read_arrow(conn, query, (0,)).num_rows == 0
+        stream = db.stream_arrow(conn, query, (50_000,))
+        next(stream)
+        stream.close()  # stopped early: the rest is read and dropped
+        assert db.read_sql(conn, "select 1 as one")["one"].tolist() == [1]
+    assert [tuple(row.values()) for row in got.to_pylist()] == want
+    with db.connect(DATABASE) as conn, pytest.raises(psycopg2.errors.DivisionByZero):
+        list(db.stream_arrow(conn, "select 1 / (g - 40000) from generate_series(1, 50000) g"))
 
 
 def test_report_puts_the_oracle_beside_the_model():
