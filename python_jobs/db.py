@@ -227,7 +227,21 @@ def stream_arrow(conn: Warehouse, query: str,
         table = _spark_sql(conn, query, params).toArrow()
         yield from table.cast(_naive_schema(table.schema)).to_batches()
         return
+    yield from _copy_batches(conn, query, params, _result_schema(conn, query, params))
+
+
+def read_arrow(conn: Warehouse, query: str, params: tuple | dict | None = None) -> pa.Table:
+    """A whole result as one Arrow table (stream_arrow's batches)."""
+    if is_spark(conn):
+        table = _spark_sql(conn, query, params).toArrow()
+        return table.cast(_naive_schema(table.schema))
     schema = _result_schema(conn, query, params)
+    return pa.Table.from_batches(list(_copy_batches(conn, query, params, schema)), schema)
+
+
+def _copy_batches(conn: Connection, query: str, params: tuple | dict | None,
+                  schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The COPY stream of stream_arrow, parsed with the result's `schema`."""
     with conn.cursor() as cur:
         statement = f"copy ({cur.mogrify(query, params).decode()}) to stdout with (format csv)"
     with _copy_pipe(conn, statement) as source:
@@ -238,15 +252,6 @@ def stream_arrow(conn: Warehouse, query: str,
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=_csv_convert_options(schema))
         yield from reader
-
-
-def read_arrow(conn: Warehouse, query: str, params: tuple | dict | None = None) -> pa.Table:
-    """A whole result as one Arrow table (stream_arrow's batches)."""
-    if is_spark(conn):
-        table = _spark_sql(conn, query, params).toArrow()
-        return table.cast(_naive_schema(table.schema))
-    return pa.Table.from_batches(list(stream_arrow(conn, query, params)),
-                                 _result_schema(conn, query, params))
 
 
 def _result_schema(conn: Connection, query: str, params: tuple | dict | None) -> pa.Schema:

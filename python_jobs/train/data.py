@@ -292,7 +292,7 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
 
 def stream_test(conn: db.Warehouse, source: Source, window: Window,
                 numeric: tuple[str, ...], categorical: tuple[str, ...],
-                chunk_rows: int, block_rows: int = SCORE_ROWS) -> Iterator[pd.DataFrame]:
+                block_rows: int = SCORE_ROWS) -> Iterator[pd.DataFrame]:
     """Every held-out row (never sampled, never held whole), in frames of about block_rows
     rows, in no particular order (row_order gives the (day, key) order of the results): the
     server sends rows while it scans, and no sort of the held-out days' wide rows comes

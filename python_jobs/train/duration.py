@@ -226,7 +226,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
 
     ys, predictions, baselines, rival_predictions, stored = [], [], [], [], []
     for chunk in data.stream_test(conn, SOURCE, window, numeric_read(s),
-                                  s.categorical_features, settings.chunk_rows):
+                                  s.categorical_features):
         y = chunk[SOURCE.label].to_numpy(dtype=float)
         x = feature_frame(chunk, s)
         p = to_seconds(model.predict(x), s, smearing)

@@ -139,7 +139,7 @@ def score_test(conn, window: data.Window, settings: TrainSettings, model: Pipeli
     s = settings.skip
     labels, probabilities, rival_probabilities, stored = [], [], [], []
     for block in data.stream_test(conn, SOURCE, window, s.numeric_features,
-                                  s.categorical_features, settings.chunk_rows):
+                                  s.categorical_features):
         x = feature_frame(block, s)
         p = model.predict_proba(x)[:, 1]
         y = block[SOURCE.label].to_numpy()
