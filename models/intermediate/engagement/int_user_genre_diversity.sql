@@ -1,6 +1,6 @@
 {#- One row per user with a play on or before the as-of day: diversity of genres and
-    artists, from the per-(user, artist) state (incremental by key, so a daily run sums it,
-    not every user x track x day). A track's genre is its artist's primary genre, so artists
+    artists, from the per-(user, artist) state (incremental by key) and the user x genre x
+    day table, so a daily run sums those, not every user x track x day. A track's genre is its artist's primary genre, so artists
     nest in genres.
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
@@ -11,9 +11,7 @@ with as_of as (
     select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
 ),
 
--- per (user, artist) state, summed up to the as-of day, read once for the per-user sums and
--- once for the per-(user, genre) ones: a CTE read twice would be materialised (6M rows at
--- 1M sessions)
+-- per (user, artist) state, summed up to the as-of day, for the per-user sums
 user_artists as (
     select
         user_id,
@@ -25,13 +23,22 @@ user_artists as (
     from {{ ref('int_user_artists_summarised') }}
 ),
 
-user_artist_genres as (
+-- the per-(user, genre) sums from the genre days: half the rows of the artist state, which a
+-- second read would cost (6M rows at 1M sessions)
+user_genre_days as (
     select
         user_id,
         genre,
-        first_played_date,
+        session_date,
         play_count
-    from {{ ref('int_user_artists_summarised') }}
+    from {{ ref('int_user_genre_days_aggregated') }}
+),
+
+user_genre_days_in_scope as (
+    select user_genre_days.*
+    from user_genre_days
+    cross join as_of
+    where user_genre_days.session_date <= as_of.as_of_date
 ),
 
 user_days as (
@@ -80,9 +87,9 @@ genres as (
     select
         user_id,
         genre,
-        min(first_played_date) as first_played_date,
+        min(session_date) as first_played_date,
         sum(play_count) as play_count
-    from user_artist_genres
+    from user_genre_days_in_scope
     group by
         user_id,
         genre

@@ -5,11 +5,11 @@
     this one started, and earlier sessions ended more than session_gap_minutes before.
 
     Incremental by session_date, like int_plays_sessionized, so every session is rebuilt
-    whole. History = the running totals of the user-day and user-track-day tables before the
-    first rebuilt day, plus windows over the rebuilt plays. A full refresh uses the same code
-    with a window starting in 1900 and a history filter that is a constant false (so the
-    planner drops those scans): the history part is empty and the windows cover everything,
-    the two paths are one.
+    whole. History = the running totals of the user-day, user-track-day and user-genre-day
+    tables before the first rebuilt day, plus windows over the rebuilt plays. A full refresh
+    uses the same code with a window starting in 1900 and a history filter that is a constant
+    false (so the planner drops those scans): the history part is empty and the windows cover
+    everything, the two paths are one.
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
@@ -149,13 +149,29 @@ user_track_days_before_window as (
     where {{ before_window | replace('@', 'session_date') }}
 ),
 
--- the active users' days, read once for the track, artist and genre history (an incremental
--- run's window users are a fraction of the table; a full build's history is empty)
+user_genre_days as (
+    select
+        user_id,
+        genre,
+        play_count,
+        skip_count
+    from {{ ref('int_user_genre_days_aggregated') }}
+    where {{ before_window | replace('@', 'session_date') }}
+),
+
+-- the track days of the (user, artist) pairs the rebuilt plays meet, read once for the track
+-- and artist history: a track has one artist (raw.tracks.artist_id is required), so the
+-- (user, track) pairs are among them. A full build's history is empty.
 user_track_days as (
     select user_track_days_before_window.*
     from user_track_days_before_window
-    inner join window_users
-        on user_track_days_before_window.user_id = window_users.user_id
+    where
+        exists (
+            select 1 from window_keys
+            where
+                window_keys.user_id = user_track_days_before_window.user_id
+                and window_keys.artist_id = user_track_days_before_window.artist_id
+        )
 ),
 
 user_history as (
@@ -198,34 +214,30 @@ track_history as (
 
 artist_history as (
     select
-        user_track_days.user_id,
-        user_track_days.artist_id,
-        cast(sum(user_track_days.play_count) as bigint) as play_count,
-        cast(sum(user_track_days.skip_count) as bigint) as skip_count
+        user_id,
+        artist_id,
+        cast(sum(play_count) as bigint) as play_count,
+        cast(sum(skip_count) as bigint) as skip_count
     from user_track_days
-    where
-        exists (
-            select 1 from window_keys
-            where
-                window_keys.user_id = user_track_days.user_id
-                and window_keys.artist_id = user_track_days.artist_id
-        )
     group by
-        user_track_days.user_id,
-        user_track_days.artist_id
+        user_id,
+        artist_id
 ),
 
--- every genre of the active users: the top genre is the largest of them
+-- every genre of the active users, from the genre days (a fifth of the track days): the top
+-- genre is the largest of them
 genre_history as (
     select
-        user_track_days.user_id,
-        user_track_days.genre,
-        cast(sum(user_track_days.play_count) as bigint) as play_count,
-        cast(sum(user_track_days.skip_count) as bigint) as skip_count
-    from user_track_days
+        user_genre_days.user_id,
+        user_genre_days.genre,
+        cast(sum(user_genre_days.play_count) as bigint) as play_count,
+        cast(sum(user_genre_days.skip_count) as bigint) as skip_count
+    from user_genre_days
+    inner join window_users
+        on user_genre_days.user_id = window_users.user_id
     group by
-        user_track_days.user_id,
-        user_track_days.genre
+        user_genre_days.user_id,
+        user_genre_days.genre
 ),
 
 top_genre_history as (
