@@ -1,7 +1,24 @@
 {#- One row per user with a session on or before the as-of day: playlist behaviour (from
     context runs) and session metrics (sessions rebuilt from their runs: duration = latest
-    end of a play minus the first start, as in fct_sessions). -#}
-{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+    end of a play minus the first start, as in fct_sessions). Incremental by key: a run
+    recomputes only the users with a context run on a rebuilt day, or whose newest session
+    was on one, from all of their runs (nothing here depends on the as-of day but the days
+    in scope). -#}
+{%- set keyed = incremental_by_key(['user_id'], 'first_session_date', 'last_session_date',
+                                   days_before=session_history_days(),
+                                   as_of_var='features_as_of_date') -%}
+{%- do keyed.update({'pre_hook': keyed.get('pre_hook', []) + ["{{ planner_without_nested_loops() }}"]}) -%}
+{{ config(**keyed) }}
+{%- set feature_columns = [
+    'first_session_date', 'last_session_date', 'session_count', 'mean_session_duration_seconds',
+    'median_session_duration_seconds', 'mean_tracks_per_session', 'mean_context_runs_per_session',
+    'mean_seconds_to_first_skip', 'skip_free_session_rate', 'sessions_per_active_day',
+    'playlist_run_count', 'playlist_completion_rate', 'mean_playlist_run_length',
+    'playlist_engagement_score'
+] -%}
+{%- set changed_keys = incremental_changed_keys(
+    ['user_id'], 'last_session_date', ref('int_context_runs'), 'session_date'
+) %}
 
 with as_of as (
     select {{ feature_as_of_date(ref('int_context_runs'), 'session_date') }} as as_of_date
@@ -11,11 +28,23 @@ context_runs as (
     select * from {{ ref('int_context_runs') }}
 ),
 
-runs_in_scope as (
+changed_context_runs as (
     select context_runs.*
     from context_runs
+    {% if changed_keys %}
+        where
+            exists (
+                select 1 from ({{ changed_keys }}) as changed_keys
+                where changed_keys.user_id = context_runs.user_id
+            )
+    {% endif %}
+),
+
+runs_in_scope as (
+    select changed_context_runs.*
+    from changed_context_runs
     cross join as_of
-    where context_runs.session_date <= as_of.as_of_date
+    where changed_context_runs.session_date <= as_of.as_of_date
 ),
 
 sessions as (
@@ -58,6 +87,8 @@ sessions_summarised as (
         user_id,
         count(*) as session_count,
         count(distinct session_date) as active_day_count,
+        min(session_date) as first_session_date,
+        max(session_date) as last_session_date,
         avg(duration_seconds) as mean_session_duration_seconds,
         {{ feature_median('duration_seconds') }} as median_session_duration_seconds,
         avg(cast(track_count as {{ dbt.type_float() }})) as mean_tracks_per_session,
@@ -95,6 +126,8 @@ playlist_rates as (
 features as (
     select
         sessions_summarised.user_id,
+        sessions_summarised.first_session_date,
+        sessions_summarised.last_session_date,
         sessions_summarised.session_count,
         sessions_summarised.mean_session_duration_seconds,
         sessions_summarised.median_session_duration_seconds,
@@ -117,6 +150,23 @@ features as (
     from sessions_summarised
     left join playlist_rates
         on sessions_summarised.user_id = playlist_rates.user_id
+),
+
+-- incremental: every changed user, one with no session left with a null last day
+-- (delete+insert removes its row and the post-hook deletes the null one)
+final as (
+    {% if changed_keys %}
+        select
+            changed_keys.user_id,
+        {%- for column in feature_columns %}
+            features.{{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+        from ({{ changed_keys }}) as changed_keys
+        left join features
+            on changed_keys.user_id = features.user_id
+    {% else %}
+        select * from features
+    {% endif %}
 )
 
-select * from features
+select * from final
