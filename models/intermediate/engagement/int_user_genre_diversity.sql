@@ -1,7 +1,7 @@
 {#- One row per user with a play on or before the as-of day: diversity of genres and
     artists, from the per-(user, artist) state (incremental by key) and the user x genre x
-    day table, so a daily run sums those, not every user x track x day. A track's genre is its artist's primary genre, so artists
-    nest in genres.
+    day table, so a daily run sums those, not every user x track x day. A track's genre is
+    its artist's primary genre, so artists nest in genres.
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
     whose first play falls in the period. -#}
