@@ -176,7 +176,7 @@ def test_distinct_tracks_are_counted_from_the_plays(built):
                    count(distinct plays.track_id) as tracks,
                    count(distinct plays.artist_id) as artists
             from marts.fct_user_features as features
-            inner join intermediate.int_plays_enriched as plays
+            inner join intermediate.int_plays_sessionized as plays
                 on features.user_id = plays.user_id
             group by 1, 2""")
     assert len(counts) > 50
@@ -190,7 +190,7 @@ def test_diversity_features_equal_a_direct_computation_from_the_plays(built):
     with db.connect(DATABASE) as conn:
         built_rows = _read(conn, "intermediate.int_user_genre_diversity", "user_id")
         plays = db.read_sql(conn, "select user_id, session_date, track_id, artist_id, genre "
-                                  "from intermediate.int_plays_enriched")
+                                  "from intermediate.int_plays_sessionized")
     plays["session_date"] = pd.to_datetime(plays["session_date"])
     as_of = plays["session_date"].max()
     recent_start = as_of - pd.Timedelta(days=28)

@@ -23,7 +23,7 @@ with plays as (
         played_at,
         ended_at,
         skip_flag
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
         where session_date >= {{ incremental_window_start() }}
     {% endif %}

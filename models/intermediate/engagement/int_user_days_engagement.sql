@@ -25,7 +25,7 @@ with plays as (
         danceability,
         acousticness,
         tempo_bpm
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
         where session_date >= {{ incremental_window_start() }}
     {% endif %}

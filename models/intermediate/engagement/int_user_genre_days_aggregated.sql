@@ -1,7 +1,9 @@
 {#- One row per user, session day and genre: plays and skips of the genre's tracks in the
-    sessions the user started that day, summed from int_user_track_days_aggregated (a genre
-    has about a fifth of its rows). The genre history of fct_play_skip_features: a daily run
-    sums the active users' genre days instead of all their track days. -#}
+    sessions the user started that day (about a fifth of the rows of the track days). The
+    genre history of fct_play_skip_features: a daily run sums the active users' genre days
+    instead of all their track days. Counted from the plays, not summed from the track
+    days: it then builds beside them, not after, and fct_play_skip_features, which waits
+    for both, starts one model earlier. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day(
@@ -10,14 +12,13 @@
     )
 ) }}
 
-with user_track_days as (
+with plays as (
     select
         user_id,
         session_date,
         genre,
-        play_count,
-        skip_count
-    from {{ ref('int_user_track_days_aggregated') }}
+        skip_flag
+    from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
         where session_date >= {{ incremental_window_start() }}
     {% endif %}
@@ -28,9 +29,9 @@ aggregated as (
         user_id,
         session_date,
         genre,
-        cast(sum(play_count) as {{ dbt.type_bigint() }}) as play_count,
-        cast(sum(skip_count) as {{ dbt.type_bigint() }}) as skip_count
-    from user_track_days
+        count(*) as play_count,
+        cast(sum(skip_flag) as {{ dbt.type_bigint() }}) as skip_count
+    from plays
     group by
         user_id,
         session_date,

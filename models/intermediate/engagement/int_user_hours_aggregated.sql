@@ -16,7 +16,7 @@ with plays as (
         hour_of_day,
         iso_day_of_week,
         skip_flag
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
         where session_date >= {{ incremental_window_start() }}
     {% endif %}

@@ -17,7 +17,7 @@ with plays as (
         artist_id,
         genre,
         skip_flag
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
         where session_date >= {{ incremental_window_start() }}
     {% endif %}

@@ -1,11 +1,20 @@
-{#- Sessions: a play starts a new session when it starts more than session_gap_minutes after
-    the latest end (start + ms_played) of all the user's earlier plays. Measuring from the
-    end, not the start, keeps a long track followed by a short pause in one session; the
-    running maximum of ends keeps overlapping plays (a negative gap) in one session.
+{#- Sessions, and what is known about each play: a play starts a new session when it starts
+    more than session_gap_minutes after the latest end (start + ms_played) of all the user's
+    earlier plays. Measuring from the end, not the start, keeps a long track followed by a
+    short pause in one session; the running maximum of ends keeps overlapping plays (a
+    negative gap) in one session.
 
     Every window below shares one ordering (user_id, played_at, play_id), so the database
     sorts the plays once; per-session and per-run numbers are differences of per-user
     running numbers instead of windows partitioned by session.
+
+    After the windows, each play gets its track's genre (dim_tracks' rule, repeated from
+    staging so intermediate models read no marts: the artist's primary genre, else
+    'unknown'), audio features and popularity, its playlist's type and size, and its hour and
+    weekday on the listener's clock (users.timezone; UTC when unknown). Joined here, on the
+    sorted rows, not in a model of their own: every play model downstream reads these, and a
+    second 15M-row table with the same plays cost the full build a write and a read of all
+    of them (and a step on the longest path to fct_play_skip_features).
 
     Incremental runs rebuild whole sessions keyed on the day the session started, from the
     start day of the earliest session a change can touch (incremental_window_start, at most
@@ -46,6 +55,60 @@ with plays as (
             and played_date
             >= {{ dbt.dateadd('day', -history_days, rebuild_from) }}
         {% endif %}
+),
+
+tracks as (
+    select
+        track_id,
+        duration_ms,
+        popularity
+    from {{ ref('stg_spotify__tracks') }}
+),
+
+audio_features as (
+    select
+        track_id,
+        danceability,
+        energy,
+        valence,
+        acousticness,
+        instrumentalness,
+        speechiness,
+        liveness,
+        loudness_db,
+        tempo_bpm
+    from {{ ref('stg_spotify__audio_features') }}
+),
+
+primary_genres as (
+    select
+        artist_id,
+        max(genre) as genre
+    from {{ ref('stg_spotify__artist_genres') }}
+    where is_primary_genre
+    group by artist_id
+),
+
+users as (
+    select
+        user_id,
+        timezone
+    from {{ ref('stg_streaming__users') }}
+),
+
+playlists as (
+    select
+        playlist_id,
+        playlist_type
+    from {{ ref('stg_spotify__playlists') }}
+),
+
+playlist_sizes as (
+    select
+        playlist_id,
+        count(*) as playlist_track_count
+    from {{ ref('stg_spotify__playlist_tracks') }}
+    group by playlist_id
 ),
 
 previous_end_added as (
@@ -160,6 +223,52 @@ sessions_in_window as (
     {% if is_incremental() %}
         where session_date >= {{ rebuild_from }}
     {% endif %}
+),
+
+-- every valid play has a known user and track (int_plays_flagged): the joins keep all plays
+enriched as (
+    select
+        sessions_in_window.*,
+        coalesce(primary_genres.genre, 'unknown') as genre,
+        tracks.duration_ms as track_duration_ms,
+        tracks.popularity as track_popularity,
+        audio_features.track_id is not null as has_audio_features,
+        audio_features.danceability,
+        audio_features.energy,
+        audio_features.valence,
+        audio_features.acousticness,
+        audio_features.instrumentalness,
+        audio_features.speechiness,
+        audio_features.liveness,
+        audio_features.loudness_db,
+        audio_features.tempo_bpm,
+        playlists.playlist_type,
+        playlist_sizes.playlist_track_count,
+        users.timezone is not null as is_local_time,
+        {{ hour_of_day(local_timestamp('sessions_in_window.played_at', 'users.timezone')) }}
+            as hour_of_day,
+        {{ iso_day_of_week(local_timestamp('sessions_in_window.played_at', 'users.timezone')) }}
+            as iso_day_of_week,
+        {{ hour_of_day(local_timestamp('sessions_in_window.session_started_at', 'users.timezone')) }}
+            as session_start_hour,
+        case when sessions_in_window.is_skipped then 1 else 0 end as skip_flag
+    from sessions_in_window
+    left join tracks
+        on sessions_in_window.track_id = tracks.track_id
+    left join audio_features
+        on sessions_in_window.track_id = audio_features.track_id
+    left join primary_genres
+        on sessions_in_window.artist_id = primary_genres.artist_id
+    left join users
+        on sessions_in_window.user_id = users.user_id
+    left join playlists
+        on
+            sessions_in_window.context_type = 'playlist'
+            and sessions_in_window.context_id = playlists.playlist_id
+    left join playlist_sizes
+        on
+            sessions_in_window.context_type = 'playlist'
+            and sessions_in_window.context_id = playlist_sizes.playlist_id
 )
 
-select * from sessions_in_window
+select * from enriched

@@ -12,24 +12,6 @@ with plays as (
     {% endif %}
 ),
 
-users as (
-    select
-        user_id,
-        timezone
-    from {{ ref('stg_streaming__users') }}
-),
-
--- every valid play has a known user (int_plays_flagged), so the join keeps all plays
-zoned as (
-    select
-        plays.*,
-        users.timezone,
-        {{ local_timestamp('plays.played_at', 'users.timezone') }} as played_at_local
-    from plays
-    left join users
-        on plays.user_id = users.user_id
-),
-
 final as (
     select
         play_id,
@@ -40,9 +22,9 @@ final as (
         played_at,
         played_date,
         ended_at,
-        {{ hour_of_day('played_at_local') }} as hour_of_day,
-        {{ iso_day_of_week('played_at_local') }} as iso_day_of_week,
-        timezone is not null as is_local_time,
+        hour_of_day,
+        iso_day_of_week,
+        is_local_time,
         ms_played,
         context_type,
         context_id,
@@ -61,7 +43,7 @@ final as (
         context_run_number,
         run_play_number,
         gap_seconds
-    from zoned
+    from plays
 )
 
 select * from final

@@ -75,7 +75,7 @@ with plays as (
         track_popularity,
         skip_flag,
         is_skipped
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     where session_date >= {{ window_start }}
 ),
 
@@ -96,7 +96,7 @@ window_inputs as (
         case when is_session_start then 1 else 0 end as session_start_flag,
         case when has_audio_features then 1 else 0 end as audio_flag,
         case when has_audio_features then 1 - skip_flag else 0 end as kept_audio_flag
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     where session_date >= {{ window_start }}
 ),
 
@@ -107,7 +107,7 @@ window_keys as (
         user_id,
         track_id,
         artist_id
-    from {{ ref('int_plays_enriched') }}
+    from {{ ref('int_plays_sessionized') }}
     where session_date >= {{ window_start }}
 ),
 
