@@ -12,6 +12,9 @@
     insert_overwrite of day partitions), and the post-hook records the change the model is
     now built up to.
 
+    `history`: names of models whose rows before the first rebuilt day the model reads
+    through model_relation, without a dbt dependency (incremental_first_rebuilt_day).
+
     `key`: a column or a list of columns; on Postgres a unique index on them, built after a
     full build's insert (a contract primary key is checked row by row as the table fills:
     about twice as slow on the 50k bench data) and checked by every incremental insert; with
@@ -21,11 +24,13 @@
     with the day: the daily run's new rows then go in at the index's right edge (a key led by
     user_id took a daily run's insert into int_user_track_days_aggregated to 16 s at 1M), and
     it serves the pre-hook's delete of the rebuilt days in place of the day index. -#}
-{% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none) %}
+{% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none,
+                            history=none) %}
     {%- set change_driven = {
         'rebuild_day_column': date_column,
         'rebuild_days_before': days_before,
         'rebuild_lookback_where': lookback_where,
+        'rebuild_history_models': history or [],
         'pre_hook': ["{{ incremental_clear_days() }}"],
         'post_hook': ["{{ incremental_record_watermark() }}"],
         'on_schema_change': 'fail',

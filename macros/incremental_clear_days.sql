@@ -12,7 +12,7 @@
     {%- set recorded = incremental_record_rebuilt_day(first_day) -%}
     {%- if first_day is none or not is_incremental() -%}{{ return(recorded) }}{%- endif -%}
     {%- set day_column = config.get('rebuild_day_column') -%}
-    {%- if config.get('unlogged') and incremental_reaches_oldest(first_day, day_column) -%}
+    {%- if model.fqn[1] == 'intermediate' and incremental_reaches_oldest(first_day, day_column) -%}
         {{ return('truncate table ' ~ this ~ ';\n' ~ recorded) }}
     {%- endif -%}
     {{ return('delete from ' ~ this ~ ' where ' ~ day_column

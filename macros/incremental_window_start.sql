@@ -16,7 +16,19 @@
     user's running history, a session across midnight) is rebuilt too. Nothing changed and
     nothing built: '9999-12-31', an empty rebuild. Not incremental, or the table is empty
     (an unlogged table after a crash holds no rows, whatever the watermark says): '1900-01-01',
-    all. -#}
+    all.
+
+    `rebuild_history_models` (incremental_by_day's `history`): models whose days before the
+    first rebuilt day the model reads, by model_relation, not ref, so that its build need
+    not wait for theirs. The changes after the oldest of its own watermark and theirs, as
+    committed before this invocation started, count as above. Whichever of their builds the
+    model's query sees (before this run's, or after), their rows before the first rebuilt day
+    then hold every change up to the run's bound: a later change touches only days on or
+    after it. One of them not built before this invocation: '1900-01-01', the model rebuilds
+    all and reads none of them. Their watermarks are read as of the invocation's start, so
+    that the pre-hook and the model's query, compiled at different moments, agree on the day
+    whatever commits meanwhile; their tables are logged (not emptied by a crash while their
+    watermarks remain). -#}
 {% macro incremental_window_start() -%}
     cast('{{ incremental_first_rebuilt_day() or "9999-12-31" }}' as date)
 {%- endmacro %}
@@ -38,15 +50,41 @@
         {{ return('1900-01-01') }}
     {%- endif -%}
     {%- set tables = incremental_source_tables() -%}
+    {%- set built_since -%}
+        (
+            select coalesce(max(change_id), -1) from {{ state }}
+            where watermark_name = '{{ incremental_watermark_name() }}'
+        )
+    {%- endset -%}
+    {%- set history = config.get('rebuild_history_models') or [] -%}
+    {%- if history -%}
+        {%- set run_started -%}
+            coalesce(
+                (
+                    select max(recorded_at) from {{ state }}
+                    where watermark_name = 'run {{ invocation_id }}'
+                ),
+                {{ dbt.current_timestamp() }}
+            )
+        {%- endset -%}
+        {%- set built_since -%}
+            least(
+                {{ built_since }}
+                {%- for name in history %},
+                (
+                    select coalesce(max(change_id), -2) from {{ state }}
+                    where watermark_name = '{{ name }}' and recorded_at < {{ run_started }}
+                )
+                {%- endfor %}
+            )
+        {%- endset -%}
+    {%- endif -%}
     {%- set first_changed -%}
         (
             select min(coalesce(min_day, cast('1900-01-01' as date)))
             from {{ changes }}
             where
-                change_id > (
-                    select coalesce(max(change_id), -1) from {{ state }}
-                    where watermark_name = '{{ incremental_watermark_name() }}'
-                )
+                change_id > {{ built_since }}
                 and change_id <= {{ incremental_run_bound() }}
                 and table_name in ('{{ tables | join("', '") }}')
         )
@@ -68,10 +106,11 @@
     {%- set query -%}
         select
             cast({{ first_day }} as {{ dbt.type_string() }}) as first_day,
-            (select count(*) from (select 1 as one from {{ this }} limit 1) as probe) as row_count
+            (select count(*) from (select 1 as one from {{ this }} limit 1) as probe) as row_count,
+            {{ built_since }} as built_since
     {%- endset -%}
     {%- set result = run_query(query).rows[0] -%}
-    {%- if result[1] == 0 -%}
+    {%- if result[1] == 0 or result[2] == -2 -%}
         {{ return('1900-01-01') }}
     {%- endif -%}
     {{ return(result[0][:10] if result[0] else none) }}
@@ -92,10 +131,7 @@
 {% macro incremental_session_start_day(first_changed, days_before) %}
     {%- if days_before == 0 -%}{{ return(first_changed) }}{%- endif -%}
     {%- set fallback = dbt.dateadd('day', -days_before, first_changed) -%}
-    {%- set node = graph.nodes.values() | selectattr('name', 'equalto', 'int_plays_sessionized')
-                   | first -%}
-    {%- set sessions = adapter.get_relation(
-            database=node.database, schema=node.schema, identifier=node.alias) -%}
+    {%- set sessions = model_relation('int_plays_sessionized') -%}
     {%- if sessions is none -%}{{ return(fallback) }}{%- endif -%}
     {%- set day_start = 'cast(' ~ first_changed ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
     {%- set query -%}

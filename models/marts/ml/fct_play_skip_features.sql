@@ -7,9 +7,12 @@
     Incremental by session_date, like int_plays_sessionized, so every session is rebuilt
     whole. History = the running totals of the user-day, user-track-day and user-genre-day
     tables before the first rebuilt day, plus windows over the rebuilt plays. A full refresh
-    uses the same code with a window starting in 1900 and a history filter that is a constant
-    false (so the planner drops those scans): the history part is empty and the windows cover
-    everything, the two paths are one.
+    uses the same code with a window starting in 1900 and no history rows: the windows cover
+    everything, the two paths are one. The day tables are read through incremental_history,
+    not ref: only their days before the first rebuilt day, which this run's builds of them
+    do not change (incremental_first_rebuilt_day), so this model starts as soon as
+    int_plays_sessionized is built, beside them, instead of after the slowest of them (at 1M
+    sessions the full build's longest path).
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
@@ -23,16 +26,15 @@
     is numeric in PostgreSQL, several times slower in the final arithmetic). -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id')
+    **incremental_by_day(
+        'session_date', days_before=session_history_days(), key='play_id',
+        history=['int_user_days_engagement', 'int_user_genre_days_aggregated',
+                 'int_user_track_days_aggregated']
+    )
 ) }}
-{%- if is_incremental() -%}
-    {%- set window_start = incremental_window_start() -%}
-    {%- set before_window = '@ < ' ~ window_start -%}
-{%- else -%}
-    {%- set window_start = "cast('1900-01-01' as date)" -%}
-    {#- no history before a full build's window: a constant the planner drops, with the scans -#}
-    {%- set before_window = '1 = 0' -%}
-{%- endif %}
+{%- set window_start = incremental_window_start() if is_incremental()
+                       else "cast('1900-01-01' as date)" -%}
+{%- set bigint, text, float = dbt.type_bigint(), dbt.type_string(), dbt.type_float() -%}
 {%- set user_order = 'partition by user_id order by session_started_at, played_at, play_id' -%}
 {%- set before = 'rows between unbounded preceding and 1 preceding' %}
 
@@ -116,21 +118,14 @@ users as (
         user_id,
         tier,
         signed_up_date
-    from {{ ref('dim_users') }}
+    from {{ ref('stg_streaming__users') }}
 ),
 
 user_days as (
-    select
-        user_id,
-        play_count,
-        skip_count,
-        session_count,
-        audio_play_count,
-        energy_sum,
-        kept_audio_play_count,
-        kept_energy_sum
-    from {{ ref('int_user_days_engagement') }}
-    where {{ before_window | replace('@', 'session_date') }}
+    {{ incremental_history('int_user_days_engagement', [
+        ['user_id', bigint], ['play_count', bigint], ['skip_count', bigint],
+        ['session_count', bigint], ['audio_play_count', bigint], ['energy_sum', float],
+        ['kept_audio_play_count', bigint], ['kept_energy_sum', float]]) }}
 ),
 
 window_users as (
@@ -138,25 +133,14 @@ window_users as (
 ),
 
 user_track_days_before_window as (
-    select
-        user_id,
-        track_id,
-        artist_id,
-        genre,
-        play_count,
-        skip_count
-    from {{ ref('int_user_track_days_aggregated') }}
-    where {{ before_window | replace('@', 'session_date') }}
+    {{ incremental_history('int_user_track_days_aggregated', [
+        ['user_id', bigint], ['track_id', text], ['artist_id', text], ['genre', text],
+        ['play_count', bigint], ['skip_count', bigint]]) }}
 ),
 
 user_genre_days as (
-    select
-        user_id,
-        genre,
-        play_count,
-        skip_count
-    from {{ ref('int_user_genre_days_aggregated') }}
-    where {{ before_window | replace('@', 'session_date') }}
+    {{ incremental_history('int_user_genre_days_aggregated', [
+        ['user_id', bigint], ['genre', text], ['play_count', bigint], ['skip_count', bigint]]) }}
 ),
 
 -- the track days of the (user, artist) pairs the rebuilt plays meet, read once for the track

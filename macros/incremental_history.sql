@@ -1,0 +1,30 @@
+{#- A select of `columns` ([name, type] pairs) from the rows of the incremental model `name`
+    before the current model's first rebuilt day, read through model_relation: no dbt
+    dependency, so the current model's build need not wait for that model's. `name` must be
+    in the current model's incremental_by_day `history`, which makes the first rebuilt day
+    safe to read it at (incremental_first_rebuilt_day). A full build, or an incremental one
+    that rebuilds every day or none: no rows (typed; the model is then not read at all). -#}
+{% macro incremental_history(name, columns) %}
+    {%- if execute and name not in config.get('rebuild_history_models') -%}
+        {{ exceptions.raise_compiler_error(
+            name ~ " is read as history but not in incremental_by_day's history") }}
+    {%- endif -%}
+    {%- set first_day = incremental_first_rebuilt_day() if is_incremental() else none -%}
+    {%- if first_day in [none, '1900-01-01'] -%}
+        select
+            {%- for column, type in columns %}
+            cast(null as {{ type }}) as {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        where 1 = 0
+    {%- else -%}
+        {%- set relation = model_relation(name) -%}
+        {%- if relation is none -%}
+            {{ exceptions.raise_compiler_error(
+                name ~ " is recorded as built but has no table: dbt build --full-refresh"
+                ~ " --select " ~ name ~ " " ~ model.name) }}
+        {%- endif -%}
+        select {{ columns | map('first') | join(', ') }}
+        from {{ relation }}
+        where {{ model_node(name).config.rebuild_day_column }} < cast('{{ first_day }}' as date)
+    {%- endif -%}
+{% endmacro %}
