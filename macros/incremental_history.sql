@@ -11,20 +11,19 @@
     {%- endif -%}
     {%- set first_day = incremental_first_rebuilt_day() if is_incremental() else none -%}
     {%- if first_day in [none, '1900-01-01'] -%}
-        select
-            {%- for column, type in columns %}
-            cast(null as {{ type }}) as {{ column }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        where 1 = 0
-    {%- else -%}
-        {%- set relation = model_relation(name) -%}
-        {%- if relation is none -%}
-            {{ exceptions.raise_compiler_error(
-                name ~ " is recorded as built but has no table: dbt build --full-refresh"
-                ~ " --select " ~ name ~ " " ~ model.name) }}
-        {%- endif -%}
-        select {{ columns | map('first') | join(', ') }}
-        from {{ relation }}
-        where {{ model_node(name).config.rebuild_day_column }} < cast('{{ first_day }}' as date)
+        {%- set typed = [] -%}
+        {%- for column, type in columns -%}
+            {%- do typed.append('cast(null as ' ~ type ~ ') as ' ~ column) -%}
+        {%- endfor -%}
+        {{ return('select ' ~ typed | join(', ') ~ ' where 1 = 0') }}
     {%- endif -%}
+    {%- set relation = model_relation(name) -%}
+    {%- if relation is none -%}
+        {{ exceptions.raise_compiler_error(
+            name ~ " is recorded as built but has no table: dbt build --full-refresh --select "
+            ~ name ~ " " ~ model.name) }}
+    {%- endif -%}
+    {{ return('select ' ~ columns | map('first') | join(', ') ~ ' from ' ~ relation ~ ' where '
+              ~ model_node(name).config.rebuild_day_column ~ " < cast('" ~ first_day
+              ~ "' as date)") }}
 {% endmacro %}

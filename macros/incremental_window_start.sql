@@ -50,35 +50,27 @@
         {{ return('1900-01-01') }}
     {%- endif -%}
     {%- set tables = incremental_source_tables() -%}
-    {%- set built_since -%}
+    {%- set own_watermark -%}
         (
             select coalesce(max(change_id), -1) from {{ state }}
             where watermark_name = '{{ incremental_watermark_name() }}'
         )
     {%- endset -%}
-    {%- set history = config.get('rebuild_history_models') or [] -%}
-    {%- if history -%}
-        {%- set run_started -%}
-            coalesce(
-                (
-                    select max(recorded_at) from {{ state }}
-                    where watermark_name = 'run {{ invocation_id }}'
-                ),
-                {{ dbt.current_timestamp() }}
-            )
-        {%- endset -%}
-        {%- set built_since -%}
-            least(
-                {{ built_since }}
-                {%- for name in history %},
-                (
-                    select coalesce(max(change_id), -2) from {{ state }}
-                    where watermark_name = '{{ name }}' and recorded_at < {{ run_started }}
-                )
-                {%- endfor %}
-            )
-        {%- endset -%}
-    {%- endif -%}
+    {%- set run_started -%}
+        coalesce(
+            (select max(recorded_at) from {{ state }} where watermark_name = 'run {{ invocation_id }}'),
+            {{ dbt.current_timestamp() }}
+        )
+    {%- endset -%}
+    {#- -2: never built before this invocation -#}
+    {%- set watermarks = [own_watermark] -%}
+    {%- for name in config.get('rebuild_history_models') or [] -%}
+        {%- do watermarks.append(
+            '(select coalesce(max(change_id), -2) from ' ~ state ~ " where watermark_name = '"
+            ~ name ~ "' and recorded_at < " ~ run_started ~ ')') -%}
+    {%- endfor -%}
+    {%- set built_since = watermarks[0] if watermarks | length == 1
+                          else 'least(' ~ watermarks | join(', ') ~ ')' -%}
     {%- set first_changed -%}
         (
             select min(coalesce(min_day, cast('1900-01-01' as date)))
