@@ -515,3 +515,21 @@ def test_after_a_daily_run_data_tests_read_only_the_rebuilt_days(warehouse_built
                 for row in saved[name].itertuples(index=False):
                     db.execute(conn, f"update {table} set {column} = %s where ctid = %s::tid",
                                (row.value, row.row))
+
+
+def test_a_history_table_built_unlogged_is_made_logged_by_the_next_run(warehouse_built):
+    """dbt applies `unlogged` only when it creates a table: a day table that
+    fct_play_skip_features reads without a dependency, left unlogged by an older build (a
+    crash would empty it while its watermark says built), is altered to logged by the next
+    plain run (persistence_reconciled); the other intermediate tables stay unlogged."""
+    wh, _ = warehouse_built
+    wh.build()
+    history = "intermediate.int_user_track_days_aggregated"
+    query = ("select relpersistence from pg_class where oid = to_regclass(%s)")
+    with db.connect(DATABASE) as conn:
+        db.execute(conn, f"alter table {history} set unlogged")
+    wh.build(everything=False)
+    with db.connect(DATABASE) as conn:
+        persistence = {table: db.read_sql(conn, query, (table,)).iloc[0]["relpersistence"]
+                       for table in (history, "intermediate.int_plays_sessionized")}
+    assert persistence == {history: "p", "intermediate.int_plays_sessionized": "u"}
