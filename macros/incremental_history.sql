@@ -2,7 +2,7 @@
     before the current model's first rebuilt day, read through model_relation: no dbt
     dependency, so the current model's build need not wait for that model's. `name` must be
     in the current model's incremental_by_day `history`, which makes the first rebuilt day
-    safe to read it at (incremental_first_rebuilt_day). A full build, or an incremental one
+    safe to read it at (incremental_first_rebuilt_day), and must be logged. A full build, or an incremental one
     that rebuilds every day or none: no rows (typed; the model is then not read at all). So
     too when the first rebuilt day is on or before the current model's oldest day (a
     backfill): the two hold the same plays before that day, so `name` holds none either, and
@@ -11,6 +11,11 @@
     {%- if execute and name not in config.get('rebuild_history_models') -%}
         {{ exceptions.raise_compiler_error(
             name ~ " is read as history but not in incremental_by_day's history") }}
+    {%- endif -%}
+    {%- if execute and model_node(name).config.get('unlogged') -%}
+        {{ exceptions.raise_compiler_error(
+            name ~ " is read as history, so it must be logged (unlogged: false in"
+            ~ " dbt_project.yml): a crash would empty it while its watermark says built") }}
     {%- endif -%}
     {%- set first_day = incremental_first_rebuilt_day() if is_incremental() else none -%}
     {%- if first_day in [none, '1900-01-01']

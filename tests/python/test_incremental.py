@@ -148,16 +148,16 @@ def warehouse_built(tmp_path_factory) -> Iterator[tuple[Warehouse, dict[str, pd.
             wh = Warehouse(tmp)
             wh.dbt("seed")
             wh.dbt("run", "--full-refresh", *MODELS)
-            reference = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
-                         **wh.incremental_tables()}
-            wh.reference = reference
+            wh.reference = {**{f"marts.{name}": frame
+                               for name, frame in wh.tables("marts").items()},
+                            **wh.incremental_tables()}
             # from here on no incremental model and no watermark: each is built from
             # nothing, as in a new warehouse (views and dimensions stay: they hold no state)
             with db.connect(DATABASE) as conn:
                 for table in INCREMENTAL_TABLES:
                     db.execute(conn, f"drop table {table} cascade")
                 db.execute(conn, "drop table incremental.watermarks")
-            yield wh, reference
+            yield wh, wh.reference
         finally:
             if not os.environ.get("KEEP_TEST_DATABASES"):
                 db.drop_database(DATABASE)
@@ -525,7 +525,7 @@ def test_a_history_table_built_unlogged_is_made_logged_by_the_next_run(warehouse
     wh, _ = warehouse_built
     wh.build()
     history = "intermediate.int_user_track_days_aggregated"
-    query = ("select relpersistence from pg_class where oid = to_regclass(%s)")
+    query = "select relpersistence from pg_class where oid = to_regclass(%s)"
     with db.connect(DATABASE) as conn:
         db.execute(conn, f"alter table {history} set unlogged")
     wh.build(everything=False)
