@@ -5,8 +5,9 @@
     negative gap) in one session.
 
     Every window below shares one ordering (user_id, played_at, play_id), so the database
-    sorts the plays once; per-session and per-run numbers are differences of per-user
-    running numbers instead of windows partitioned by session.
+    sorts the plays once; per-session and per-run numbers (and the skips earlier in the
+    session, a feature of fct_play_skip_features) are differences of per-user running
+    numbers instead of windows partitioned by session.
 
     After the windows, each play gets its track's genre (dim_tracks' rule, repeated from
     staging so intermediate models read no marts: the artist's primary genre, else
@@ -27,6 +28,8 @@
 ) }}
 {%- set history_days = session_history_days() -%}
 {%- set rebuild_from = incremental_window_start() %}
+{%- set earlier_plays = 'partition by user_id order by played_at, play_id'
+                        ~ ' rows between unbounded preceding and 1 preceding' %}
 
 with plays as (
     select
@@ -60,6 +63,7 @@ with plays as (
 tracks as (
     select
         track_id,
+        artist_id,
         duration_ms,
         popularity
     from {{ ref('stg_spotify__tracks') }}
@@ -111,22 +115,20 @@ playlist_sizes as (
     group by playlist_id
 ),
 
+-- every function over the same window, so PostgreSQL computes them in one pass: the frame
+-- (the user's earlier plays) makes last_value the previous play's value and count the
+-- number of earlier plays
 previous_end_added as (
     select
         *,
-        max(ended_at) over (
-            partition by user_id order by played_at, play_id
-            rows between unbounded preceding and 1 preceding
-        ) as previous_ended_at,
-        lag(context_type) over (
-            partition by user_id order by played_at, play_id
-        ) as previous_context_type,
-        lag(context_id) over (
-            partition by user_id order by played_at, play_id
-        ) as previous_context_id,
-        cast(row_number() over (
-            partition by user_id order by played_at, play_id
-        ) as {{ dbt.type_bigint() }}) as user_play_number
+        max(ended_at) over ({{ earlier_plays }}) as previous_ended_at,
+        last_value(context_type) over ({{ earlier_plays }}) as previous_context_type,
+        last_value(context_id) over ({{ earlier_plays }}) as previous_context_id,
+        last_value(is_skipped) over ({{ earlier_plays }}) as previous_is_skipped,
+        coalesce(
+            sum(case when is_skipped then 1 else 0 end) over ({{ earlier_plays }}), 0
+        ) as user_prior_skip_count,
+        count(*) over ({{ earlier_plays }}) + 1 as user_play_number
     from plays
 ),
 
@@ -176,7 +178,10 @@ session_run_base_added as (
         *,
         max(case when is_session_start then user_run_number end) over (
             partition by user_id order by played_at, play_id rows unbounded preceding
-        ) as session_first_run_number
+        ) as session_first_run_number,
+        max(case when is_session_start then user_prior_skip_count end) over (
+            partition by user_id order by played_at, play_id rows unbounded preceding
+        ) as session_first_prior_skip_count
     from running_counts_added
 ),
 
@@ -207,6 +212,10 @@ numbered as (
         user_play_number - session_first_play_number + 1 as session_play_number,
         user_run_number - session_first_run_number + 1 as context_run_number,
         user_play_number - run_first_play_number + 1 as run_play_number,
+        cast(
+            user_prior_skip_count - session_first_prior_skip_count as {{ dbt.type_bigint() }}
+        ) as session_prior_skip_count,
+        case when not is_session_start then previous_is_skipped end as is_previous_play_skipped,
         case
             when not is_session_start
                 then cast(
@@ -225,10 +234,12 @@ sessions_in_window as (
     {% endif %}
 ),
 
--- every valid play has a known user and track (int_plays_flagged): the joins keep all plays
-enriched as (
+-- what each track and each playlist brings, looked up once per play: three small lookups
+-- joined to the plays instead of six (every join copies the wide sorted rows once more).
+-- A track has one artist (raw.tracks.artist_id is required), the plays' artist_id is it.
+track_lookup as (
     select
-        sessions_in_window.*,
+        tracks.track_id,
         coalesce(primary_genres.genre, 'unknown') as genre,
         tracks.duration_ms as track_duration_ms,
         tracks.popularity as track_popularity,
@@ -241,9 +252,43 @@ enriched as (
         audio_features.speechiness,
         audio_features.liveness,
         audio_features.loudness_db,
-        audio_features.tempo_bpm,
+        audio_features.tempo_bpm
+    from tracks
+    left join audio_features
+        on tracks.track_id = audio_features.track_id
+    left join primary_genres
+        on tracks.artist_id = primary_genres.artist_id
+),
+
+playlist_lookup as (
+    select
+        coalesce(playlists.playlist_id, playlist_sizes.playlist_id) as playlist_id,
         playlists.playlist_type,
-        playlist_sizes.playlist_track_count,
+        playlist_sizes.playlist_track_count
+    from playlists
+    full outer join playlist_sizes
+        on playlists.playlist_id = playlist_sizes.playlist_id
+),
+
+-- every valid play has a known user and track (int_plays_flagged): the joins keep all plays
+enriched as (
+    select
+        sessions_in_window.*,
+        coalesce(track_lookup.genre, 'unknown') as genre,
+        track_lookup.track_duration_ms,
+        track_lookup.track_popularity,
+        coalesce(track_lookup.has_audio_features, false) as has_audio_features,
+        track_lookup.danceability,
+        track_lookup.energy,
+        track_lookup.valence,
+        track_lookup.acousticness,
+        track_lookup.instrumentalness,
+        track_lookup.speechiness,
+        track_lookup.liveness,
+        track_lookup.loudness_db,
+        track_lookup.tempo_bpm,
+        playlist_lookup.playlist_type,
+        playlist_lookup.playlist_track_count,
         users.timezone is not null as is_local_time,
         {{ hour_of_day(local_timestamp('sessions_in_window.played_at', 'users.timezone')) }}
             as hour_of_day,
@@ -253,22 +298,14 @@ enriched as (
             as session_start_hour,
         case when sessions_in_window.is_skipped then 1 else 0 end as skip_flag
     from sessions_in_window
-    left join tracks
-        on sessions_in_window.track_id = tracks.track_id
-    left join audio_features
-        on sessions_in_window.track_id = audio_features.track_id
-    left join primary_genres
-        on sessions_in_window.artist_id = primary_genres.artist_id
+    left join track_lookup
+        on sessions_in_window.track_id = track_lookup.track_id
     left join users
         on sessions_in_window.user_id = users.user_id
-    left join playlists
+    left join playlist_lookup
         on
             sessions_in_window.context_type = 'playlist'
-            and sessions_in_window.context_id = playlists.playlist_id
-    left join playlist_sizes
-        on
-            sessions_in_window.context_type = 'playlist'
-            and sessions_in_window.context_id = playlist_sizes.playlist_id
+            and sessions_in_window.context_id = playlist_lookup.playlist_id
 )
 
 select * from enriched

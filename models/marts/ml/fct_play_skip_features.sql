@@ -15,15 +15,16 @@
     sessions the full build's longest path).
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
-    (user_id, session_started_at, played_at, play_id): sessions of a user never overlap, so
-    that is the user's play order and, partitioned by session too, the session's. Each
-    partitioning is one window node: every total runs over the play and all before it (the
-    default frame; each ordering is unique) and subtracts the play's own value. The
-    per-(user, track / artist / genre) windows re-sort within each user only (PostgreSQL's
-    incremental sort: one user's plays at a time, in memory). History joins after the
-    windows, so no sort waits on it. The wide plays are read once more and hash-joined to
-    the narrow counts: never sorted, never materialised. Counts stay bigint (a sum of bigint
-    is numeric in PostgreSQL, several times slower in the final arithmetic). -#}
+    (user_id, genre, played_at, play_id), then re-sorted within each user only for the
+    per-user, per-(user, track) and per-(user, artist) windows (PostgreSQL's incremental
+    sort: one user's plays at a time, in memory). The user's order is (session_started_at,
+    played_at, play_id): sessions of a user never overlap, so that is the order of their
+    plays. Each partitioning is one window node. The session's own counts (skips earlier in
+    the session, the previous play) come with the plays from int_plays_sessionized, whose
+    windows already run in that order. History joins after the windows, so no sort waits
+    on it. The wide plays are read once more and hash-joined to the narrow counts: never
+    sorted, never materialised. Counts stay bigint (a sum of bigint is numeric in
+    PostgreSQL, several times slower in the final arithmetic). -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day(
@@ -35,8 +36,8 @@
 {%- set window_start = incremental_window_start() if is_incremental()
                        else "cast('1900-01-01' as date)" -%}
 {%- set bigint, text, float = dbt.type_bigint(), dbt.type_string(), dbt.type_float() -%}
-{%- set user_order = 'partition by user_id order by session_started_at, played_at, play_id' -%}
-{%- set before = 'rows between unbounded preceding and 1 preceding' %}
+{%- set earlier_plays = 'partition by user_id order by session_started_at, played_at, play_id'
+                        ~ ' rows between unbounded preceding and 1 preceding' %}
 
 with plays as (
     select
@@ -76,7 +77,9 @@ with plays as (
         track_duration_ms,
         track_popularity,
         skip_flag,
-        is_skipped
+        is_skipped,
+        session_prior_skip_count,
+        is_previous_play_skipped
     from {{ ref('int_plays_sessionized') }}
     where session_date >= {{ window_start }}
 ),
@@ -232,33 +235,58 @@ top_genre_history as (
     group by user_id
 ),
 
--- running totals over the rebuilt plays. Each total is over the play and every play before
--- it (the default frame: the orderings are unique, play_id last), minus the play itself, so
--- that all totals of one partitioning come out of one window node: the per-user ones over
--- the one full sort; each per-(user, x) one then re-sorts only within a user (an incremental
--- sort: a user's plays at a time, in memory)
-user_windows_added as (
+-- running totals over the rebuilt plays, one window node per partitioning. Each per-(user, x)
+-- total runs over the play and every play before it (the default frame: the orderings are
+-- unique, play_id last) minus the play itself. The genre totals come first (one full sort),
+-- so that their history joins in (user, genre) order; the per-user totals, the top genre
+-- among them, then re-sort only within each user (an incremental sort: one user's plays at a
+-- time, in memory), as do the track and artist totals after them.
+genre_windows_added as (
     select
         *,
-        row_number() over ({{ user_order }}) - 1 as window_prior_play_count,
-        sum(skip_flag) over ({{ user_order }}) - skip_flag as window_prior_skip_count,
-        sum(audio_flag) over ({{ user_order }}) - audio_flag as window_prior_audio_play_count,
-        coalesce(sum(energy) over ({{ user_order }}) - coalesce(energy, 0), 0)
-            as window_prior_energy_sum,
-        sum(kept_audio_flag) over ({{ user_order }}) - kept_audio_flag
-            as window_prior_kept_audio_play_count,
-        coalesce(sum(kept_energy) over ({{ user_order }}) - coalesce(kept_energy, 0), 0)
-            as window_prior_kept_energy_sum,
-        sum(session_start_flag) over ({{ user_order }}) as window_session_start_count,
-        lag(skip_flag) over ({{ user_order }}) as previous_skip_flag,
+        row_number() over (
+            partition by user_id, genre order by played_at, play_id
+        ) - 1 as window_prior_genre_play_count,
         sum(skip_flag) over (
-            partition by user_id, session_started_at order by played_at, play_id
-        ) - skip_flag as session_prior_skip_count
+            partition by user_id, genre order by played_at, play_id
+        ) - skip_flag as window_prior_genre_skip_count
     from window_inputs
 ),
 
+genre_history_added as (
+    select
+        genre_windows_added.*,
+        coalesce(genre_history.play_count, 0) + genre_windows_added.window_prior_genre_play_count
+            as prior_genre_play_count,
+        coalesce(genre_history.skip_count, 0) + genre_windows_added.window_prior_genre_skip_count
+            as prior_genre_skip_count
+    from genre_windows_added
+    left join genre_history
+        on
+            genre_windows_added.user_id = genre_history.user_id
+            and genre_windows_added.genre = genre_history.genre
+),
+
+-- over the user's earlier plays (one frame for all, so one pass); the top genre count is the
+-- largest running genre count (that play included) of the earlier plays
+user_windows_added as (
+    select
+        *,
+        count(*) over ({{ earlier_plays }}) as window_prior_play_count,
+        coalesce(sum(skip_flag) over ({{ earlier_plays }}), 0) as window_prior_skip_count,
+        coalesce(sum(audio_flag) over ({{ earlier_plays }}), 0) as window_prior_audio_play_count,
+        coalesce(sum(energy) over ({{ earlier_plays }}), 0) as window_prior_energy_sum,
+        coalesce(sum(kept_audio_flag) over ({{ earlier_plays }}), 0)
+            as window_prior_kept_audio_play_count,
+        coalesce(sum(kept_energy) over ({{ earlier_plays }}), 0) as window_prior_kept_energy_sum,
+        coalesce(sum(session_start_flag) over ({{ earlier_plays }}), 0) + session_start_flag
+            as window_session_start_count,
+        max(prior_genre_play_count + 1) over ({{ earlier_plays }}) as window_top_genre_play_count
+    from genre_history_added
+),
+
 -- one CTE per (user, x) key, each over the previous one, with the same running counts
-{%- set pair_keys = [('track', 'track_id'), ('artist', 'artist_id'), ('genre', 'genre')] %}
+{%- set pair_keys = [('track', 'track_id'), ('artist', 'artist_id')] %}
 {%- for name, key in pair_keys %}
     {%- set previous = 'user' if loop.first else pair_keys[loop.index0 - 1][0] %}
 
@@ -275,70 +303,42 @@ user_windows_added as (
     ),
 {%- endfor %}
 
--- the genre history joins the windows' output in its (user, genre) order, before the top
--- genre needs it; the track and artist history join at the end, with the user's
-genre_history_added as (
-    select
-        genre_windows_added.*,
-        coalesce(genre_history.play_count, 0) + genre_windows_added.window_prior_genre_play_count
-            as prior_genre_play_count,
-        coalesce(genre_history.skip_count, 0) + genre_windows_added.window_prior_genre_skip_count
-            as prior_genre_skip_count
-    from genre_windows_added
-    left join genre_history
-        on
-            genre_windows_added.user_id = genre_history.user_id
-            and genre_windows_added.genre = genre_history.genre
-),
-
--- the most plays of any one genre before this play: the largest running genre count (that
--- play included) of the earlier plays
-top_genre_added as (
-    select
-        *,
-        max(prior_genre_play_count + 1) over ({{ user_order }} {{ before }})
-            as window_top_genre_play_count
-    from genre_history_added
-),
-
 history_totalled as (
     select
         plays.*,
-        top_genre_added.previous_skip_flag,
-        top_genre_added.session_prior_skip_count,
-        coalesce(track_history.play_count, 0) + top_genre_added.window_prior_track_play_count
+        coalesce(track_history.play_count, 0) + artist_windows_added.window_prior_track_play_count
             as prior_track_play_count,
-        coalesce(track_history.skip_count, 0) + top_genre_added.window_prior_track_skip_count
+        coalesce(track_history.skip_count, 0) + artist_windows_added.window_prior_track_skip_count
             as prior_track_skip_count,
-        coalesce(artist_history.play_count, 0) + top_genre_added.window_prior_artist_play_count
+        coalesce(artist_history.play_count, 0) + artist_windows_added.window_prior_artist_play_count
             as prior_artist_play_count,
-        coalesce(artist_history.skip_count, 0) + top_genre_added.window_prior_artist_skip_count
+        coalesce(artist_history.skip_count, 0) + artist_windows_added.window_prior_artist_skip_count
             as prior_artist_skip_count,
-        top_genre_added.prior_genre_play_count,
-        top_genre_added.prior_genre_skip_count,
+        artist_windows_added.prior_genre_play_count,
+        artist_windows_added.prior_genre_skip_count,
         users.tier,
         users.signed_up_date,
-        coalesce(user_history.play_count, 0) + top_genre_added.window_prior_play_count
+        coalesce(user_history.play_count, 0) + artist_windows_added.window_prior_play_count
             as user_prior_play_count,
-        coalesce(user_history.skip_count, 0) + top_genre_added.window_prior_skip_count
+        coalesce(user_history.skip_count, 0) + artist_windows_added.window_prior_skip_count
             as user_prior_skip_count,
-        coalesce(user_history.session_count, 0) + top_genre_added.window_session_start_count - 1
+        coalesce(user_history.session_count, 0) + artist_windows_added.window_session_start_count - 1
             as user_prior_session_count,
-        coalesce(user_history.audio_play_count, 0) + top_genre_added.window_prior_audio_play_count
+        coalesce(user_history.audio_play_count, 0) + artist_windows_added.window_prior_audio_play_count
             as user_prior_audio_play_count,
-        coalesce(user_history.energy_sum, 0) + top_genre_added.window_prior_energy_sum
+        coalesce(user_history.energy_sum, 0) + artist_windows_added.window_prior_energy_sum
             as user_prior_energy_sum,
         coalesce(user_history.kept_audio_play_count, 0)
-        + top_genre_added.window_prior_kept_audio_play_count as user_prior_kept_audio_play_count,
-        coalesce(user_history.kept_energy_sum, 0) + top_genre_added.window_prior_kept_energy_sum
+        + artist_windows_added.window_prior_kept_audio_play_count as user_prior_kept_audio_play_count,
+        coalesce(user_history.kept_energy_sum, 0) + artist_windows_added.window_prior_kept_energy_sum
             as user_prior_kept_energy_sum,
         greatest(
             coalesce(top_genre_history.play_count, 0),
-            coalesce(top_genre_added.window_top_genre_play_count, 0)
+            coalesce(artist_windows_added.window_top_genre_play_count, 0)
         ) as user_prior_top_genre_play_count
     from plays
-    inner join top_genre_added
-        on plays.play_id = top_genre_added.play_id
+    inner join artist_windows_added
+        on plays.play_id = artist_windows_added.play_id
     left join users
         on plays.user_id = users.user_id
     left join user_history
@@ -428,7 +428,7 @@ final as (
         cast(session_prior_skip_count as bigint) as session_prior_skip_count,
         {{ feature_safe_divide('session_prior_skip_count', 'session_play_number - 1') }}
             as session_prior_skip_rate,
-        case when session_play_number > 1 then previous_skip_flag = 1 end as is_previous_play_skipped
+        is_previous_play_skipped
     from history_totalled
 )
 
