@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Union
 
@@ -113,6 +113,30 @@ def connect(database: str | None = None, target: str = "postgres") -> Iterator[W
     except BaseException:
         conn.rollback()
         raise
+    finally:
+        conn.close()
+
+
+def settle(database: str | None, tables: Iterable[str]) -> None:
+    """VACUUM (ANALYZE) the tables a bulk load wrote, once it has committed: the hint bits,
+    visibility map and statistics are then set by the load, not by the first build that
+    reads the rows, which would also share the cores with autovacuum doing the same. A table
+    another transaction holds (a load still running) is skipped: autovacuum and that load's
+    own settle cover it. Failures are logged, never raised: the load has committed."""
+    settings = config.settings(database)
+    try:
+        conn = psycopg2.connect(**settings.dsn())
+    except psycopg2.Error as exc:
+        log.warning("could not settle %s after the load: %s", ", ".join(tables), exc)
+        return
+    conn.autocommit = True  # VACUUM cannot run in a transaction
+    try:
+        with conn.cursor() as cur:
+            for table in tables:
+                cur.execute(sql.SQL("vacuum (analyze, skip_locked) {}").format(
+                    sql.Identifier(*table.split("."))))
+    except psycopg2.Error as exc:
+        log.warning("could not settle %s after the load: %s", ", ".join(tables), exc)
     finally:
         conn.close()
 

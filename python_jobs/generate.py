@@ -1045,6 +1045,8 @@ def run(database: str | None, n_sessions: int, seed: int, start_date: str,
         loaded("experiment_variants", [variant_frame])
         loaded("experiment_assignments", totals.assignment_frames)
         write_truth(conn, truth_rows(totals, rows))
+    db.settle(database, [f"{contract.RAW_SCHEMA}.{table}" for table in rows]
+              + [truth.PLAY_TRUTH_TABLE, truth.SESSION_TRUTH_TABLE])
     rows["generator_truth"] = len(truth_rows(totals, rows))
     rows.update(oracle_rows)
     rows["_seconds"] = round(time.monotonic() - t0, 1)

@@ -645,6 +645,7 @@ def _run(args: argparse.Namespace) -> int:
                                           options=_options(args), encoding=args.encoding,
                                           max_reject_rate=args.max_reject_rate,
                                           chunk_rows=args.chunk_rows))
+    db.settle(args.database, [f"{contract.RAW_SCHEMA}.{args.table}"])
     # Printed only now: these are the counts the commit made true.
     if args.remove:
         print(f"batch {args.remove}: removed, {removed} rows deleted from raw.{args.table}")

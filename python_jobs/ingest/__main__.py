@@ -113,6 +113,7 @@ def _load_events(args: argparse.Namespace) -> int:
                                               tier=args.tier, chunk_rows=args.chunk_rows,
                                               timezone=args.timezone)
                 lines += [f"{path.name}: {line}" for line in found]
+    db.settle(args.database, [f"{contract.RAW_SCHEMA}.listening_events"])
     # Printed only now: these are the counts the commit made true.
     print("\n".join(lines))
     return 0

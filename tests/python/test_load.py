@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from python_jobs import db, load
@@ -46,6 +47,30 @@ def test_bad_rows_are_quarantined_with_reasons_and_reruns_replace(tmp_path, fres
         assert expected in rejects["reason"].iloc[1]
     assert json.loads(rejects["record"].iloc[0])["ms_played"] == "abc"
     assert batches.to_dict("records") == [{"rows_loaded": 2, "rows_rejected": 2}]
+
+
+def test_a_load_leaves_its_table_vacuumed_and_analysed(tmp_path, fresh_database):
+    """The first build reads settled rows (db.settle): hint bits, visibility map and
+    statistics come from the load. A table another transaction holds is skipped, not
+    waited for."""
+    database = fresh_database("load_settle")
+    path = _write(tmp_path / "events.csv", ["s1,1,t1,,2026-01-01 10:00:00,1000,,,,,,,"])
+    stats_sql = ("select vacuum_count, analyze_count from pg_stat_user_tables "
+                 "where relid = 'raw.listening_events'::regclass")
+    assert load.main([str(path), "--table", "listening_events", "--database", database]) == 0
+    with db.connect(database) as conn:
+        assert db.read_sql(conn, stats_sql).to_dict("records") == [
+            {"vacuum_count": 1, "analyze_count": 1}]
+
+    with db.connect(database) as holder:
+        db.execute(holder, "lock table raw.listening_events in share update exclusive mode")
+        settling = threading.Thread(target=db.settle,
+                                    args=(database, ["raw.listening_events"]))
+        settling.start()
+        settling.join(timeout=60)
+        assert not settling.is_alive(), "settle waited for the table's lock"
+    with db.connect(database) as conn:
+        assert db.read_sql(conn, stats_sql)["vacuum_count"].tolist() == [1]
 
 
 def test_two_files_are_two_batches(tmp_path, fresh_database):
