@@ -69,7 +69,9 @@ def hold_back(database: str, first_day: date, last_day: date, *,
             db.execute(conn, f"delete from {EVENTS} where {where}", params)
             db.execute(conn, f"insert into {HELD} select * from moving")
             _record(conn, "remove", "moving", before, before - moved)
-        return moved
+    if moved:
+        db.settle(database, [EVENTS])  # like any load (python_jobs.load)
+    return moved
 
 
 def restore(database: str) -> int:
@@ -85,4 +87,6 @@ def restore(database: str) -> int:
             db.execute(conn, f"insert into {EVENTS} select * from {HELD}")
             _record(conn, "load", HELD, before, before + restored)
         db.execute(conn, f"drop table {HELD}")
-        return restored
+    if restored:
+        db.settle(database, [EVENTS])
+    return restored
