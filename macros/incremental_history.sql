@@ -2,11 +2,12 @@
     before the current model's first rebuilt day, read through model_relation: no dbt
     dependency, so the current model's build need not wait for that model's. `name` must be
     in the current model's incremental_by_day `history`, which makes the first rebuilt day
-    safe to read it at (incremental_first_rebuilt_day), and must be logged. A full build, or an incremental one
-    that rebuilds every day or none: no rows (typed; the model is then not read at all). So
-    too when the first rebuilt day is on or before the current model's oldest day (a
-    backfill): the two hold the same plays before that day, so `name` holds none either, and
-    not reading it spares its truncate (incremental_clear_days) a wait for this query. -#}
+    safe to read it at (incremental_first_rebuilt_day), and must be logged. A full build,
+    or an incremental one that rebuilds every day or none: no rows (typed; the model is then
+    not read at all). So too when the first rebuilt day is on or before the current model's
+    oldest day (a backfill): the two hold the same plays before that day, so `name` holds
+    none either, and not reading it spares its truncate (incremental_clear_days) a wait for
+    this query. -#}
 {% macro incremental_history(name, columns) %}
     {%- if execute and name not in config.get('rebuild_history_models') -%}
         {{ exceptions.raise_compiler_error(

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Union
 
@@ -67,12 +67,14 @@ def engine(conn: Warehouse) -> str:
 
 
 @contextmanager
-def _server_cursor(settings: config.Settings) -> Iterator[psycopg2.extensions.cursor]:
-    """An autocommit cursor on database postgres, for create/drop database (which cannot run
-    in a transaction); starts the embedded server when the settings point at it."""
+def _server_cursor(settings: config.Settings,
+                   database: str = "postgres") -> Iterator[psycopg2.extensions.cursor]:
+    """An autocommit cursor, by default on database postgres, for what cannot run in a
+    transaction (create/drop database, VACUUM); starts the embedded server when the
+    settings point at it."""
     if settings.embedded:
         server.up(quiet=True)
-    conn = psycopg2.connect(**settings.dsn("postgres"))
+    conn = psycopg2.connect(**settings.dsn(database))
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -117,7 +119,7 @@ def connect(database: str | None = None, target: str = "postgres") -> Iterator[W
         conn.close()
 
 
-def settle(database: str | None, tables: Iterable[str]) -> None:
+def settle(database: str | None, tables: list[str]) -> None:
     """VACUUM (ANALYZE) the tables a bulk load wrote, once it has committed: the hint bits,
     visibility map and statistics are then set by the load, not by the first build that
     reads the rows, which would also share the cores with autovacuum doing the same. A table
@@ -125,20 +127,12 @@ def settle(database: str | None, tables: Iterable[str]) -> None:
     own settle cover it. Failures are logged, never raised: the load has committed."""
     settings = config.settings(database)
     try:
-        conn = psycopg2.connect(**settings.dsn())
-    except psycopg2.Error as exc:
-        log.warning("could not settle %s after the load: %s", ", ".join(tables), exc)
-        return
-    conn.autocommit = True  # VACUUM cannot run in a transaction
-    try:
-        with conn.cursor() as cur:
+        with _server_cursor(settings, settings.database) as cur:
             for table in tables:
                 cur.execute(sql.SQL("vacuum (analyze, skip_locked) {}").format(
                     sql.Identifier(*table.split("."))))
     except psycopg2.Error as exc:
         log.warning("could not settle %s after the load: %s", ", ".join(tables), exc)
-    finally:
-        conn.close()
 
 
 def _disk_full(exc: psycopg2.Error) -> bool:

@@ -240,7 +240,7 @@ sessions_in_window as (
 track_lookup as (
     select
         tracks.track_id,
-        coalesce(primary_genres.genre, 'unknown') as genre,
+        primary_genres.genre,
         tracks.duration_ms as track_duration_ms,
         tracks.popularity as track_popularity,
         audio_features.track_id is not null as has_audio_features,
