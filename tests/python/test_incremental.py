@@ -318,6 +318,23 @@ def _history_tables_left_behind(wh: Warehouse, first: date, last: date) -> None:
     _assert_equal({name: built[name]}, wh.reference, _keys(wh), "history tables behind")
 
 
+def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
+    """A server crash empties every unlogged table (the intermediate ones) and leaves the
+    watermarks saying built: the next plain run must rebuild those tables whole."""
+    with db.connect(DATABASE) as conn:
+        unlogged = db.read_sql(conn, """
+            select namespace.nspname || '.' || class.relname as name
+            from pg_class as class
+            inner join pg_namespace as namespace on class.relnamespace = namespace.oid
+            where class.relpersistence = 'u'
+                and namespace.nspname || '.' || class.relname = any(%s)""",
+                               (INCREMENTAL_TABLES,))["name"].tolist()
+        assert "intermediate.int_plays_sessionized" in unlogged
+        assert not [table for table in unlogged if table.startswith("marts.")]
+        for table in unlogged:
+            db.execute(conn, f"truncate {table}")
+
+
 ORDERS: list[tuple[str, Callable[[Warehouse, date, date], None]]] = [
     ("first build with tracks only", _first_build_tracks_only),
     ("newest day held back", _newest_day_last),
@@ -328,6 +345,7 @@ ORDERS: list[tuple[str, Callable[[Warehouse, date, date], None]]] = [
     ("one batch removed", _batch_removed),
     ("a late play of a session across midnight removed", _late_play_across_midnight_removed),
     ("fct_play_skip_features built without its history tables", _history_tables_left_behind),
+    ("unlogged tables emptied as a crash leaves them", _unlogged_tables_emptied),
 ]
 
 

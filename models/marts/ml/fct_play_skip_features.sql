@@ -8,11 +8,11 @@
     whole. History = the running totals of the user-day, user-track-day and user-genre-day
     tables before the first rebuilt day, plus windows over the rebuilt plays. A full refresh
     uses the same code with a window starting in 1900 and a row of nulls for the history:
-    the windows cover everything, the two paths are one. The day tables are read through incremental_history,
-    not ref: only their days before the first rebuilt day, which this run's builds of them
-    do not change (incremental_first_rebuilt_day), so this model starts as soon as
-    int_plays_sessionized is built, beside them, instead of after the slowest of them (at 1M
-    sessions the full build's longest path).
+    the windows cover everything, the two paths are one. The day tables are read through
+    incremental_history, not ref: only their days before the first rebuilt day, which this
+    run's builds of them do not change (incremental_first_rebuilt_day), so this model starts
+    as soon as int_plays_sessionized is built, beside them, instead of after the slowest of
+    them (at 1M sessions the full build's longest path).
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, genre, played_at, play_id), then re-sorted within each user only for the
