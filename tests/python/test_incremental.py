@@ -323,11 +323,8 @@ def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
     watermarks saying built: the next plain run must rebuild those tables whole."""
     with db.connect(DATABASE) as conn:
         unlogged = db.read_sql(conn, """
-            select namespace.nspname || '.' || class.relname as name
-            from pg_class as class
-            inner join pg_namespace as namespace on class.relnamespace = namespace.oid
-            where class.relpersistence = 'u'
-                and namespace.nspname || '.' || class.relname = any(%s)""",
+            select name from unnest(%s) as name
+            where (select relpersistence from pg_class where oid = to_regclass(name)) = 'u'""",
                                (INCREMENTAL_TABLES,))["name"].tolist()
         assert "intermediate.int_plays_sessionized" in unlogged
         assert not [table for table in unlogged if table.startswith("marts.")]
