@@ -23,9 +23,12 @@
     the `unique` test took 28 s alone). A key of a model whose grain includes the day leads
     with the day: the daily run's new rows then go in at the index's right edge (a key led by
     user_id took a daily run's insert into int_user_track_days_aggregated to 16 s at 1M), and
-    it serves the pre-hook's delete of the rebuilt days in place of the day index. -#}
+    it serves the pre-hook's delete of the rebuilt days in place of the day index.
+
+    `indexed`: more columns with an index of their own on Postgres, for readers that filter
+    on them. -#}
 {% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none,
-                            history=none) %}
+                            history=none, indexed=none) %}
     {%- set change_driven = {
         'rebuild_day_column': date_column,
         'rebuild_days_before': days_before,
@@ -46,6 +49,9 @@
     {% endif %}
     {%- set key = [key] if key is string else key or [] -%}
     {%- set indexes = [] if key[:1] == [date_column] else [{'columns': [date_column]}] -%}
+    {%- for column in indexed or [] -%}
+        {%- do indexes.append({'columns': [column]}) -%}
+    {%- endfor -%}
     {%- if key -%}
         {%- do indexes.append({'columns': key, 'unique': true}) -%}
     {%- endif -%}

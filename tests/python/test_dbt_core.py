@@ -25,10 +25,9 @@ INCREMENTAL_MODELS = (
     "intermediate.int_plays_flagged",
     "intermediate.int_plays_sessionized",
     "intermediate.int_user_days_active",
-    "marts.fct_plays",
     "marts.fct_sessions",
 )
-DERIVED_MARTS = ("marts.fct_dau_mau", "marts.fct_skip_rates", "marts.dim_users")
+DERIVED_MARTS = ("marts.fct_plays", "marts.fct_dau_mau", "marts.fct_skip_rates", "marts.dim_users")
 
 pytestmark = pytest.mark.slow
 

@@ -109,11 +109,11 @@ def test_user_features_has_50_documented_range_tested_features(built):
 
 
 @pytest.mark.parametrize(("table", "minimum"), [("marts.fct_play_skip_features", 42),
-                                               ("marts.fct_plays", 13)])
+                                               ("intermediate.int_plays_sessionized", 13)])
 def test_ranges_and_not_nulls_are_constraints_the_database_enforces(built, table, minimum):
-    """The play marts' ranges, categories and not-nulls are contract constraints, checked on
-    every insert instead of a data test's scan per column: each one refuses a value just
-    outside it."""
+    """The play tables' ranges, categories and not-nulls (fct_plays': those of the table it
+    is a view over) are contract constraints, checked on every insert instead of a data
+    test's scan per column: each one refuses a value just outside it."""
     model = next(n for n in built["manifest"]["nodes"].values()
                  if n["resource_type"] == "model" and n["name"] == table.split(".")[1])
     # one (column, value) per constraint: a column with a not-null and a range has both tried

@@ -36,7 +36,7 @@ INCREMENTAL = {
                      "int_context_runs", "int_playlist_plays_runs",
                      "int_play_skips_counted", "int_user_artists_summarised",
                      "int_user_runs_summarised"],
-    "marts": ["fct_plays", "fct_sessions", "fct_playlist_runs", "fct_play_skip_features",
+    "marts": ["fct_sessions", "fct_playlist_runs", "fct_play_skip_features",
               "fct_session_training"],
 }
 INCREMENTAL_TABLES = [f"{schema}.{name}" for schema, names in INCREMENTAL.items()
@@ -209,7 +209,8 @@ def _first_build_tracks_only(wh: Warehouse, first: date, last: date) -> None:
     assert holdback.hold_back(DATABASE, first, last) > 0  # every play, future ones too
     wh.first_build()
     with db.connect(DATABASE) as conn:
-        assert db.read_sql(conn, "select count(*) as n from marts.fct_plays").iloc[0]["n"] == 0
+        assert db.read_sql(conn, "select count(*) as n from intermediate.int_plays_sessionized"
+                           ).iloc[0]["n"] == 0
     holdback.restore(DATABASE)
 
 
@@ -326,8 +327,10 @@ def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
             select name from unnest(%s) as name
             where (select relpersistence from pg_class where oid = to_regclass(name)) = 'u'""",
                                (INCREMENTAL_TABLES,))["name"].tolist()
-        assert "intermediate.int_plays_sessionized" in unlogged
-        assert not [table for table in unlogged if table.startswith("marts.")]
+        assert "intermediate.int_plays_flagged" in unlogged
+        # the marts, and the plays the view fct_plays shows, survive a crash
+        assert not [table for table in unlogged
+                    if table.startswith("marts.") or table == "intermediate.int_plays_sessionized"]
         for table in unlogged:
             db.execute(conn, f"truncate {table}")
 
@@ -352,7 +355,7 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
     manifest = json.loads((wh.work / "target" / "manifest.json").read_text())
     assert {f"{n['schema']}.{n['name']}" for n in manifest["nodes"].values()
             if n["config"].get("materialized") == "incremental"} == set(INCREMENTAL_TABLES)
-    assert len(reference["marts.fct_plays"]) > 1000
+    assert len(reference["intermediate.int_plays_sessionized"]) > 1000
     first, last = wh.day_range()
     for name, arrive in ORDERS:
         arrive(wh, first, last)
@@ -476,7 +479,7 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
             plan = db.read_sql(conn, f"explain (format json) select * {where}", (day,))
             estimate = plan.iloc[0, 0][0]["Plan"]["Plan Rows"]
             counted.append((f"{schema}.{table}.{column}", int(rows), estimate))
-    assert len(counted) >= 10, counted
+    assert len(counted) >= 9, counted
     off = [c for c in counted if not c[1] / 2 <= c[2] <= c[1] * 2]
     assert not off, f"new day's rows (table.column, actual, estimated): {off}"
 
@@ -546,5 +549,5 @@ def test_a_history_table_built_unlogged_is_made_logged_by_the_next_run(warehouse
     wh.build(everything=False)
     with db.connect(DATABASE) as conn:
         persistence = {table: db.read_sql(conn, query, (table,)).iloc[0]["relpersistence"]
-                       for table in (history, "intermediate.int_plays_sessionized")}
-    assert persistence == {history: "p", "intermediate.int_plays_sessionized": "u"}
+                       for table in (history, "intermediate.int_plays_flagged")}
+    assert persistence == {history: "p", "intermediate.int_plays_flagged": "u"}

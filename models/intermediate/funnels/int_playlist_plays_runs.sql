@@ -28,16 +28,13 @@ with plays as (
         reason_start,
         is_shuffle,
         is_skipped
-    from {{ ref('fct_plays') }}
+    from {{ ref('int_plays_sessionized') }}
     where
         context_type = 'playlist'
         and context_id is not null
         {% if is_incremental() %}
             {%- set window_start = incremental_window_start() %}
-            -- the same plays: a play starts on or after its session's day. fct_plays is
-            -- indexed on played_date, so this reads the rebuilt days, not every play
             and session_date >= {{ window_start }}
-            and played_date >= {{ window_start }}
         {% endif %}
 ),
 

@@ -1,9 +1,9 @@
 {#- Plays, skips and source skips per day and value of each reporting dimension (genre, hour,
     weekday, tier, context, position band): the state fct_skip_rates sums, so that a daily run
-    counts only the rebuilt days. Incremental by played_date, like fct_plays. The genre and
-    tier are those dim_tracks and dim_users hold when the day is built; a users or tracks
-    load touches every day (docs/incremental.md), so every day is rebuilt with the new ones
-    and a tier change moves all of the user's plays, as a full build would. -#}
+    counts only the rebuilt days. Incremental by played_date. The genre and tier are those
+    dim_tracks and dim_users hold when the day is built; a users or tracks load touches every
+    day (docs/incremental.md), so every day is rebuilt with the new ones and a tier change
+    moves all of the user's plays, as a full build would. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('played_date', key=['played_date', 'dimension', 'dimension_value'])
@@ -20,7 +20,7 @@ with plays as (
         session_play_number,
         is_skipped,
         source_skipped
-    from {{ ref('fct_plays') }}
+    from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
         where played_date >= {{ incremental_window_start() }}
     {% endif %}

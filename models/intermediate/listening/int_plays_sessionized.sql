@@ -24,7 +24,8 @@
     still reach into the window within the gap. -#}
 {{ config(
     materialized='incremental',
-    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id')
+    **incremental_by_day('session_date', days_before=session_history_days(), key='play_id',
+                         indexed=['played_date'])
 ) }}
 {%- set history_days = session_history_days() -%}
 {%- set rebuild_from = incremental_window_start() %}

@@ -1,3 +1,6 @@
+{#- From the valid plays of int_plays_flagged (the plays int_plays_sessionized holds): this
+    needs no session, so a full build runs it beside int_plays_sessionized, on the core that
+    model's serial window work leaves idle. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('activity_date', key=['activity_date', 'user_id'])
@@ -10,14 +13,12 @@ with plays as (
         played_date,
         ms_played,
         is_skipped
-    from {{ ref('int_plays_sessionized') }}
-    {% if is_incremental() %}
-        -- the session day bound adds nothing (a play's session starts at most that long
-        -- before it) but lets the rebuild read int_plays_sessionized's index on it
-        where
-            played_date >= {{ window_start }}
-            and session_date >= {{ dbt.dateadd('day', -session_history_days(), window_start) }}
-    {% endif %}
+    from {{ ref('int_plays_flagged') }}
+    where
+        is_valid
+        {% if is_incremental() %}
+            and played_date >= {{ window_start }}
+        {% endif %}
 ),
 
 aggregated as (

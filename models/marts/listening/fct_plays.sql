@@ -1,18 +1,9 @@
-{{ config(materialized='incremental', **incremental_by_day('played_date', key='play_id')) }}
-{%- set window_start = incremental_window_start() %}
+{#- A view: int_plays_sessionized holds these plays with every check of this mart (its
+    contract's constraints and unique key), so a table here was a second copy, written by
+    every build. -#}
+{{ config(materialized='view') }}
 
 with plays as (
-    select * from {{ ref('int_plays_sessionized') }}
-    {% if is_incremental() %}
-        -- the session day bound adds nothing (a play's session starts at most that long
-        -- before it) but lets the rebuild read int_plays_sessionized's index on it
-        where
-            played_date >= {{ window_start }}
-            and session_date >= {{ dbt.dateadd('day', -session_history_days(), window_start) }}
-    {% endif %}
-),
-
-final as (
     select
         play_id,
         session_id,
@@ -43,7 +34,7 @@ final as (
         context_run_number,
         run_play_number,
         gap_seconds
-    from plays
+    from {{ ref('int_plays_sessionized') }}
 )
 
-select * from final
+select * from plays
