@@ -36,7 +36,7 @@ def built(tmp_path_factory) -> Iterator[Path]:
         dbt_cli.run(DATABASE, tmp, "seed")
         dbt_cli.run(DATABASE, tmp, "run", "--select",
                     "+fct_dau_mau +fct_skip_rates +fct_retention_cohorts +fct_playlist_runs "
-                    "+fct_sessions +dim_tracks +dim_days")
+                    "+fct_sessions +fct_plays +dim_tracks +dim_days")
         # mf reads the semantic manifest from the project's own target/ only
         (config.ROOT / "target").mkdir(exist_ok=True)
         shutil.copy(tmp / "target" / "semantic_manifest.json", config.ROOT / "target")
