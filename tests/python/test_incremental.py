@@ -33,7 +33,7 @@ INCREMENTAL = {
     "intermediate": ["int_plays_flagged", "int_plays_sessionized", "int_user_days_active",
                      "int_user_days_engagement", "int_user_track_days_aggregated",
                      "int_user_genre_days_aggregated", "int_user_hours_aggregated",
-                     "int_context_runs", "int_playlist_plays_runs",
+                     "int_context_runs",
                      "int_play_skips_counted", "int_user_artists_summarised",
                      "int_user_runs_summarised"],
     "marts": ["fct_sessions", "fct_playlist_runs", "fct_play_skip_features",

@@ -2,7 +2,8 @@
     session. A playlist run is completed when it played as many tracks as the playlist holds:
     unshuffled runs start at position 1, so that is reaching the last position; shuffled runs
     play the playlist in a random order, so that is reaching the last track of that order.
-    Null for other contexts and for playlists of unknown size. -#}
+    Null for other contexts and for playlists of unknown size. fct_sessions sums these runs
+    (a tenth as many rows as plays) rather than the plays. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('session_date', days_before=session_history_days())
@@ -22,6 +23,9 @@ with plays as (
         is_shuffle,
         played_at,
         ended_at,
+        ms_played,
+        device,
+        run_play_number,
         skip_flag
     from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
@@ -45,7 +49,9 @@ aggregated as (
         max(ended_at) as run_ended_at,
         min(case when skip_flag = 1 then played_at end) as first_skipped_at,
         count(*) as play_count,
-        sum(skip_flag) as skip_count
+        sum(skip_flag) as skip_count,
+        cast(sum(ms_played) as {{ dbt.type_bigint() }}) as ms_played,
+        max(case when run_play_number = 1 then device end) as device
     from plays
     group by
         session_id,

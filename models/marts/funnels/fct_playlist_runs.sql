@@ -5,7 +5,17 @@
     played the playlist's last position. A run that ends on the last play of a session with
     at least var funnel_session_play_cap plays (the player's cap) is cut, not abandoned: the
     drop-off mart treats it as censored. Incremental by session_date like its input; tier
-    and playlist type are those current when the session day was (re)built. -#}
+    and playlist type are those current when the session day was (re)built.
+
+    A run starts at the session's first play, at a change of context (the core's
+    run_play_number = 1), or at a play the listener started (reason_start in var
+    funnel_run_start_reasons: appload, clickrow, playbtn), so two listens of one playlist
+    back to back are two runs. Inside a run reason_start is trackdone, fwdbtn or backbtn. Both
+    windows read only playlist plays, partitioned by session; runs never cross sessions, so
+    rebuilding whole session days is exact. Plays of an unknown playlist (sources such as
+    Spotify's MSSD give the context type but no id) are left out: without the playlist there
+    is no length, so no funnel. The plays with their runs are not a table of their own: this
+    model is their only reader, and writing them cost the full build a 60 % copy of the plays. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('session_date', days_before=session_history_days())
@@ -13,12 +23,56 @@
 {%- set stage_tracks = funnel_stage_tracks() -%}
 {%- set play_cap = var('funnel_session_play_cap') -%}
 {%- set window_start = incremental_window_start() %}
+{%- set run_start_list = "'" ~ (var('funnel_run_start_reasons') | join("', '")) ~ "'" -%}
 
-with playlist_plays as (
-    select * from {{ ref('int_playlist_plays_runs') }}
-    {% if is_incremental() %}
-        where session_date >= {{ window_start }}
-    {% endif %}
+with plays as (
+    select
+        session_id,
+        user_id,
+        context_id as playlist_id,
+        played_at,
+        session_date,
+        session_play_number,
+        run_play_number,
+        position_in_context,
+        reason_start,
+        is_shuffle,
+        is_skipped
+    from {{ ref('int_plays_sessionized') }}
+    where
+        context_type = 'playlist'
+        {% if is_incremental() %}
+            and session_date >= {{ window_start }}
+        {% endif %}
+        and context_id is not null
+),
+
+run_starts_flagged as (
+    select
+        *,
+        (
+            run_play_number = 1
+            or coalesce(reason_start in ({{ run_start_list }}), false)
+        ) as is_run_start
+    from plays
+),
+
+runs_numbered as (
+    select
+        *,
+        sum(case when is_run_start then 1 else 0 end) over (
+            partition by session_id order by session_play_number rows unbounded preceding
+        ) as session_playlist_run_number
+    from run_starts_flagged
+),
+
+playlist_plays as (
+    select
+        *,
+        row_number() over (
+            partition by session_id, session_playlist_run_number order by session_play_number
+        ) as run_track_ordinal
+    from runs_numbered
 ),
 
 sessions as (
