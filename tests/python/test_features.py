@@ -108,11 +108,12 @@ def test_user_features_has_50_documented_range_tested_features(built):
     assert features <= range_tested, sorted(features - range_tested)
 
 
-@pytest.mark.parametrize(("table", "minimum"), [("marts.fct_play_skip_features", 42),
-                                               ("intermediate.int_plays_sessionized", 13)])
+@pytest.mark.parametrize(("table", "minimum"), [("intermediate.int_play_histories_counted", 18),
+                                               ("intermediate.int_plays_sessionized", 14)])
 def test_ranges_and_not_nulls_are_constraints_the_database_enforces(built, table, minimum):
-    """The play tables' ranges, categories and not-nulls (fct_plays': those of the table it
-    is a view over) are contract constraints, checked on every insert instead of a data
+    """The play tables' ranges, categories and not-nulls (fct_plays' and
+    fct_play_skip_features': those of the tables they are views over) are contract
+    constraints, checked on every insert instead of a data
     test's scan per column: each one refuses a value just outside it."""
     model = next(n for n in built["manifest"]["nodes"].values()
                  if n["resource_type"] == "model" and n["name"] == table.split(".")[1])

@@ -34,10 +34,9 @@ INCREMENTAL = {
                      "int_user_days_engagement", "int_user_track_days_aggregated",
                      "int_user_genre_days_aggregated", "int_user_hours_aggregated",
                      "int_context_runs",
-                     "int_play_skips_counted", "int_user_artists_summarised",
-                     "int_user_runs_summarised"],
-    "marts": ["fct_sessions", "fct_playlist_runs", "fct_play_skip_features",
-              "fct_session_training"],
+                     "int_play_skips_counted", "int_play_histories_counted",
+                     "int_user_artists_summarised", "int_user_runs_summarised"],
+    "marts": ["fct_sessions", "fct_playlist_runs", "fct_session_training"],
 }
 INCREMENTAL_TABLES = [f"{schema}.{name}" for schema, names in INCREMENTAL.items()
                       for name in names]
@@ -288,17 +287,17 @@ def _late_play_across_midnight_removed(wh: Warehouse, first: date, last: date) -
 
 
 def _history_tables_left_behind(wh: Warehouse, first: date, last: date) -> None:
-    """fct_play_skip_features reads its day tables' history without a dbt dependency, so it
-    can be built without them: a middle week arrives and only fct_play_skip_features and what
-    it refs are built, twice more after the newest day leaves and comes back. Its last
+    """int_play_histories_counted reads its day tables' history without a dbt dependency, so
+    it can be built without them: a middle week arrives and only int_play_histories_counted
+    and what it refs are built, twice more after the newest day leaves and comes back. Its last
     rebuild then starts at the middle week (its day tables still lack it), not at the
     newest day, and it equals the reference with its day tables still behind."""
     manifest = json.loads((wh.work / "target" / "manifest.json").read_text())
-    parents = manifest["parent_map"]["model.streaming_warehouse.fct_play_skip_features"]
+    parents = manifest["parent_map"]["model.streaming_warehouse.int_play_histories_counted"]
     history = {"int_user_days_engagement", "int_user_genre_days_aggregated",
                "int_user_track_days_aggregated"}
     assert not history & {parent.rsplit(".", 1)[-1] for parent in parents}
-    skip_features_only = ["run", "--select", "+fct_play_skip_features", "--no-write-json"]
+    skip_features_only = ["run", "--select", "+int_play_histories_counted", "--no-write-json"]
     middle = first + (holdback.newest_full_day(DATABASE) - first) / 2
     assert holdback.hold_back(DATABASE, middle, middle + timedelta(days=6)) > 0
     wh.build(everything=False)
@@ -314,7 +313,7 @@ def _history_tables_left_behind(wh: Warehouse, first: date, last: date) -> None:
             select count(*) as n from intermediate.int_user_days_engagement
             where session_date between %s and %s""", (middle, middle + timedelta(days=6)))
     assert behind.iloc[0]["n"] == 0
-    name = "marts.fct_play_skip_features"
+    name = "intermediate.int_play_histories_counted"
     built = wh.incremental_tables()
     _assert_equal({name: built[name]}, wh.reference, _keys(wh), "history tables behind")
 
@@ -328,9 +327,10 @@ def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
             where (select relpersistence from pg_class where oid = to_regclass(name)) = 'u'""",
                                (INCREMENTAL_TABLES,))["name"].tolist()
         assert "intermediate.int_plays_flagged" in unlogged
-        # the marts, and the plays the view fct_plays shows, survive a crash
-        assert not [table for table in unlogged
-                    if table.startswith("marts.") or table == "intermediate.int_plays_sessionized"]
+        # the marts, and the tables the views fct_plays and fct_play_skip_features show,
+        # survive a crash
+        shown = ("intermediate.int_plays_sessionized", "intermediate.int_play_histories_counted")
+        assert not [table for table in unlogged if table.startswith("marts.") or table in shown]
         for table in unlogged:
             db.execute(conn, f"truncate {table}")
 
@@ -344,7 +344,7 @@ ORDERS: list[tuple[str, Callable[[Warehouse, date, date], None]]] = [
     ("one old day's batch replaced with corrected rows", _old_day_replaced),
     ("one batch removed", _batch_removed),
     ("a late play of a session across midnight removed", _late_play_across_midnight_removed),
-    ("fct_play_skip_features built without its history tables", _history_tables_left_behind),
+    ("int_play_histories_counted built without its history tables", _history_tables_left_behind),
     ("unlogged tables emptied as a crash leaves them", _unlogged_tables_emptied),
 ]
 
@@ -481,8 +481,9 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
             counted.append((f"{schema}.{table}.{column}", int(rows), estimate))
     # the play tables are among them, and most day tables
     assert len(counted) >= 8, counted
-    assert {"intermediate.int_plays_sessionized.played_date",
-            "marts.fct_play_skip_features.session_date"} <= {c[0] for c in counted}, counted
+    play_days = {"intermediate.int_plays_sessionized.played_date",
+                 "intermediate.int_play_histories_counted.session_date"}
+    assert play_days <= {c[0] for c in counted}, counted
     off = [c for c in counted if not c[1] / 2 <= c[2] <= c[1] * 2]
     assert not off, f"new day's rows (table.column, actual, estimated): {off}"
 

@@ -90,8 +90,8 @@ def test_a_uniqueness_test_off_on_postgres_has_a_unique_index_in_its_place(artif
     """A `unique` or `unique_combination_of_columns` test disabled on PostgreSQL must have a
     unique index on the same columns on its model (incremental_by_day's `key`), which checks
     every insert instead: the key is written twice, in the model's SQL and in its YAML, and
-    this keeps the two from drifting apart. A view over one model alone (fct_plays) has its
-    parent's index."""
+    this keeps the two from drifting apart. A view over models that all have that index has
+    it: fct_plays over one, fct_play_skip_features joining two on their key."""
     manifest = json.loads((artifacts / "manifest.json").read_text())
     unique_indexes = {uid: {frozenset(index["columns"]) for index in node["config"]["indexes"]
                             if index.get("unique")}
@@ -100,8 +100,8 @@ def test_a_uniqueness_test_off_on_postgres_has_a_unique_index_in_its_place(artif
     for uid, node in manifest["nodes"].items():
         parents = node.get("depends_on", {}).get("nodes", [])
         if (node["resource_type"] == "model" and node["config"]["materialized"] == "view"
-                and len(parents) == 1 and parents[0] in unique_indexes):
-            unique_indexes[uid] = unique_indexes[parents[0]]
+                and parents and all(parent in unique_indexes for parent in parents)):
+            unique_indexes[uid] = set.intersection(*(unique_indexes[p] for p in parents))
     disabled = [node for nodes in manifest["disabled"].values() for node in nodes
                 if node["resource_type"] == "test" and node.get("test_metadata", {}).get("name")
                 in ("unique", "unique_combination_of_columns")]
