@@ -26,12 +26,17 @@
     it serves the pre-hook's delete of the rebuilt days in place of the day index.
 
     `indexed`: more columns with an index of their own on Postgres, for readers that filter
-    on them. -#}
+    on them.
+
+    `own_sessions`: the model holds sessions itself (the parts of int_plays_sessionized), so
+    its first rebuilt day looks for the earliest session a change touches in its own rows
+    (incremental_session_start_day). -#}
 {% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none,
-                            history=none, indexed=none) %}
+                            history=none, indexed=none, own_sessions=false) %}
     {%- set change_driven = {
         'rebuild_day_column': date_column,
         'rebuild_days_before': days_before,
+        'rebuild_own_sessions': own_sessions,
         'rebuild_lookback_where': lookback_where,
         'rebuild_history_models': history or [],
         'pre_hook': ["{{ incremental_clear_days() }}"],

@@ -155,10 +155,10 @@ def test_incremental_run_on_duckdb_read_the_registry_copy(built):
         newest = con.execute("select max(change_id) from raw.load_changes").fetchone()[0]
         built_up_to = dict(con.execute(
             "select watermark_name, max(change_id) from incremental.watermarks "
-            "where watermark_name in ('fct_sessions', 'int_plays_sessionized') "
+            "where watermark_name in ('fct_sessions', 'int_plays_sessionized_odd_users') "
             "group by 1").fetchall())
     assert newest is not None and newest > 0
-    assert built_up_to == {"fct_sessions": newest, "int_plays_sessionized": newest}
+    assert built_up_to == {"fct_sessions": newest, "int_plays_sessionized_odd_users": newest}
 
 def test_bench_summary_puts_postgres_and_duckdb_side_by_side(capsys):
     """The figures python -m python_jobs.bench --duckdb writes for scripts, and prints."""

@@ -108,28 +108,33 @@ def test_user_features_has_50_documented_range_tested_features(built):
     assert features <= range_tested, sorted(features - range_tested)
 
 
-@pytest.mark.parametrize(("table", "minimum"), [("intermediate.int_play_histories_counted", 18),
-                                               ("intermediate.int_plays_sessionized", 14)])
+@pytest.mark.parametrize(("table", "minimum"),
+                         [("intermediate.int_play_histories_counted", 18),
+                          ("intermediate.int_plays_sessionized_even_users", 14)])
 def test_ranges_and_not_nulls_are_constraints_the_database_enforces(built, table, minimum):
     """The play tables' ranges, categories and not-nulls (fct_plays' and
     fct_play_skip_features': those of the tables they are views over) are contract
-    constraints, checked on every insert instead of a data
-    test's scan per column: each one refuses a value just outside it."""
+    constraints, of the columns or (the sessionized plays, whose two parts share them) of
+    the model, checked on every insert instead of a data test's scan per column: each one
+    refuses a value just outside it."""
     model = next(n for n in built["manifest"]["nodes"].values()
                  if n["resource_type"] == "model" and n["name"] == table.split(".")[1])
+    constraints = [(name, constraint) for name, column in model["columns"].items()
+                   for constraint in column["constraints"]]
+    constraints += [(constraint["expression"].split()[0], constraint)
+                    for constraint in model["constraints"]]
     # one (column, value) per constraint: a column with a not-null and a range has both tried
     refused = []
-    for name, column in model["columns"].items():
-        for constraint in column["constraints"]:
-            if constraint["type"] == "check" and " in (" in constraint["expression"]:
-                refused.append((name, "not one of them"))
-            elif constraint["type"] == "check":
-                bounds = dict(re.findall(rf"{name} ([<>]=) (-?[0-9.]+)",
-                                         constraint["expression"]))
-                refused.append((name, float(bounds["<="]) + 1 if "<=" in bounds
-                                else float(bounds[">="]) - 1))
-            elif constraint["type"] == "not_null":
-                refused.append((name, None))
+    for name, constraint in constraints:
+        expression = constraint.get("expression") or ""
+        if constraint["type"] == "not_null" or expression == f"{name} is not null":
+            refused.append((name, None))
+        elif " in (" in expression:
+            refused.append((name, "not one of them"))
+        else:
+            bounds = dict(re.findall(rf"{name} ([<>]=) (-?[0-9.]+)", expression))
+            refused.append((name, float(bounds["<="]) + 1 if "<=" in bounds
+                            else float(bounds[">="]) - 1))
     assert len({name for name, _ in refused}) >= minimum, refused
     with db.connect(DATABASE) as conn:
         for name, value in refused:

@@ -1,6 +1,5 @@
 {#- From the valid plays of int_plays_flagged (the plays int_plays_sessionized holds): this
-    needs no session, so a full build runs it beside int_plays_sessionized, on the core that
-    model's serial window work leaves idle. -#}
+    needs no session, so a full build runs it beside the parts of int_plays_sessionized. -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('activity_date', key=['activity_date', 'user_id'])

@@ -1,6 +1,6 @@
-{#- A view: int_plays_sessionized holds these plays with every check of this mart (its
-    contract's constraints and unique key), so a table here was a second copy, written by
-    every build. -#}
+{#- A view: int_plays_sessionized (the union of its two parts) holds these plays with every
+    check of this mart (the parts' contract constraints and unique keys), so a table here was
+    a second copy, written by every build. -#}
 {{ config(materialized='view') }}
 
 with plays as (
