@@ -118,9 +118,10 @@
     session a change can touch starts on or after this day, before the change is built
     (each part of int_plays_sessionized reads its own rows: `rebuild_own_sessions`; reading
     the other's, which it holds locked while it is rebuilt, deadlocked the two) and after
-    (the models downstream read its new rows). Usually one day before the change (sessions across midnight), not
-    `days_before`. Without the sessions table (not built yet): `days_before` before. A
-    model keyed on the play's day (`days_before` 0): `first_changed`, with no query. -#}
+    (the models downstream read its new rows). Usually one day before the change (sessions
+    across midnight), not `days_before`. Without the sessions table (not built yet):
+    `days_before` before. A model keyed on the play's day (`days_before` 0):
+    `first_changed`, with no query. -#}
 {% macro incremental_session_start_day(first_changed, days_before) %}
     {%- if days_before == 0 -%}{{ return(first_changed) }}{%- endif -%}
     {%- set fallback = dbt.dateadd('day', -days_before, first_changed) -%}

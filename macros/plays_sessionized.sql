@@ -22,7 +22,7 @@
     weekday on the listener's clock (users.timezone; UTC when unknown). Joined here, on the
     sorted rows, not in a model of their own: every play model downstream reads these, and a
     second 15M-row table with the same plays cost the full build a write and a read of all
-    of them (and a step on the longest path to fct_play_skip_features).
+    of them (and a step on the longest path to int_play_histories_counted).
 
     Incremental runs rebuild whole sessions keyed on the day the session started, from the
     start day of the earliest session a change can touch (incremental_window_start, at most
