@@ -26,7 +26,7 @@ from python_jobs.train.settings import SkipSettings, TrainSettings
 log = logging.getLogger(__name__)
 
 SOURCE = data.Source(table="marts.fct_play_skip_features", keys=("play_id", "session_id"),
-                     date_column="played_date", label="is_skipped")
+                     date_column="played_date", label="is_skipped", joined_on_key=True)
 CALIBRATION_BINS = 10
 
 PredictionSink = Callable[[pd.DataFrame], None]

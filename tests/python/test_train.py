@@ -470,3 +470,55 @@ def test_log_target_linear_regression_predicts_seconds(trained):
         assert c["cat__device_smart_speaker"] > c[f"cat__device_{other}"]       # +0.35
     # the user's latent length s_u: longer earlier sessions, longer sessions
     assert c["num__user_prior_log_intended_track_count_shrunk"] > 0
+
+
+def test_key_lookups_read_the_same_rows_through_the_index(trained):
+    """A read of the skip mart (a view joining the plays and their histories on play_id)
+    inside data.key_lookups finds each history by its index, gives the same rows as the
+    planner's own plan, and puts the session's settings back, also after an error."""
+    source = skip.SOURCE
+    with db.connect(DATABASE) as conn:
+        types = data.column_types(conn, source.table)
+        s = settings.load(None).skip
+        sql = data.query(source, data.select_list(source, types, s.numeric_features,
+                                                  s.categorical_features))
+        window = data.split_window(conn, source, 7, None)
+        params = (window.test_start, window.test_end)
+        plain = db.read_arrow(conn, sql, params)
+        with data.key_lookups(conn, source):
+            plan = "\n".join(db.read_sql(conn, "explain " + sql, params).iloc[:, 0])
+            looked_up = db.read_arrow(conn, sql, params)
+        assert "Hash" not in plan and "int_play_histories_counted" in plan, plan
+        assert plain.num_rows > 1000 and looked_up.equals(plain)
+        assert db.read_sql(conn, "show enable_hashjoin").iloc[0, 0] == "on"
+        with pytest.raises(ZeroDivisionError), data.key_lookups(conn, source):
+            1 / 0  # noqa: B018
+        assert db.read_sql(conn, "show enable_mergejoin").iloc[0, 0] == "on"
+
+
+def test_a_play_without_its_history_shows_and_fails_the_build(trained):
+    """fct_play_skip_features left-joins the history: a play whose history row is missing
+    (a part rebuilt without int_play_histories_counted) stays in the mart with null history
+    rather than vanishing, and the parts' has_row_in test fails on it. Last in the module:
+    it removes a history row, and puts it back."""
+    table = "intermediate.int_play_histories_counted"
+    with db.connect(DATABASE) as conn:
+        db.execute(conn, f"create table public.kept_history as select * from {table} "
+                         "order by play_id limit 1")
+        db.execute(conn, f"delete from {table} where play_id in "
+                         "(select play_id from public.kept_history)")
+    try:
+        mart = _read("select count(*) as n, count(user_prior_play_count) as known, "
+                     "(select count(*) from intermediate.int_plays_sessionized) as plays "
+                     "from marts.fct_play_skip_features")
+        assert mart["n"][0] == mart["plays"][0] == mart["known"][0] + 1
+        with pytest.raises(RuntimeError, match="has_row_in_int_plays_sessionized_"):
+            dbt_cli.run(DATABASE, trained["tmp"], "test", "--select",
+                        "int_plays_sessionized_even_users", "int_plays_sessionized_odd_users",
+                        "--vars", "{test_all_days: true}")
+    finally:
+        with db.connect(DATABASE) as conn:
+            db.execute(conn, f"insert into {table} select * from public.kept_history")
+            db.execute(conn, "drop table public.kept_history")
+    dbt_cli.run(DATABASE, trained["tmp"], "test", "--select", "int_plays_sessionized_even_users",
+                "int_plays_sessionized_odd_users", "--vars", "{test_all_days: true}")
