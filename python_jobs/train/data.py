@@ -38,6 +38,7 @@ HASH_BUCKETS = 2**32
 NUMERIC_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
 BLOCK_ROWS = 500_000  # about 200 MB of Arrow at the skip mart's 50 columns
 SCORE_ROWS = 200_000  # held-out rows scored per call: about 80 MB typed, 200 MB encoded
+LOOKUP_COST_LIMIT = 20  # key_lookups: index lookups priced above this many planner's plans
 
 
 @dataclass(frozen=True)
@@ -157,24 +158,41 @@ def query_ranges(conn: db.Warehouse, blocks: list[tuple[date, date, int]]
 
 
 @contextlib.contextmanager
-def key_lookups(conn: db.Warehouse, source: Source) -> Iterator[None]:
-    """Reads of a view joined on its key find each row's other half through the key's
+def key_lookups(conn: db.Warehouse, source: Source, sql: str, params: tuple) -> Iterator[None]:
+    """A read of a view joined on its key finds each row's other half through the key's
     index. PostgreSQL would otherwise hash every row of the other table first, whatever
     few rows the days or the sample select: at 1M sessions the held-out days of
     fct_play_skip_features read in 8 s instead of 14, the training sample in 9 instead of
-    19. A session setting, put back after the read (Spark plans its own joins)."""
+    19. Session settings (hash and merge joins off), put back after the read; kept only
+    when the planner prices the lookups within LOOKUP_COST_LIMIT times its own plan (about
+    4 times at 1M sessions): without an index the only plan left would scan the other table once
+    per row. Spark plans its own joins."""
     if not source.joined_on_key or db.is_spark(conn):
         yield
         return
+    planned = _plan_cost(conn, sql, params)
     db.execute(conn, "set enable_hashjoin = off")
     db.execute(conn, "set enable_mergejoin = off")
     try:
+        if _plan_cost(conn, sql, params) > LOOKUP_COST_LIMIT * planned:
+            log.info("%s: no index lookups for this read, the planner's own plan", source.table)
+            _reset_joins(conn)
         yield
     finally:
         # after an error the transaction is aborted and rolls back, settings included
         if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_INERROR:
-            db.execute(conn, "reset enable_hashjoin")
-            db.execute(conn, "reset enable_mergejoin")
+            _reset_joins(conn)
+
+
+def _plan_cost(conn: db.Connection, sql: str, params: tuple) -> float:
+    with conn.cursor() as cur:
+        cur.execute(f"explain (format json) {sql}", params)
+        return float(cur.fetchone()[0][0]["Plan"]["Total Cost"])
+
+
+def _reset_joins(conn: db.Connection) -> None:
+    db.execute(conn, "reset enable_hashjoin")
+    db.execute(conn, "reset enable_mergejoin")
 
 
 def query(source: Source, columns: str, sample_fraction: float | None = None,
@@ -298,8 +316,9 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
             blocks = day_blocks(window, window.train_start, window.train_end, fraction)
     sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
                 engine)
-    with key_lookups(conn, source):
-        frames = [frame for first, last in query_ranges(conn, blocks)
+    ranges = query_ranges(conn, blocks)
+    with key_lookups(conn, source, sql, ranges[0] if ranges else (None, None)):
+        frames = [frame for first, last in ranges
                   for frame in stream_frames(conn, sql, (first, last), source, numeric,
                                              categorical, chunk_rows, keep_keys=False)]
     frame = concat_frames(frames, categorical)
@@ -328,8 +347,8 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
     types = column_types(conn, source.table)
     sql = query(source, select_list(source, types, numeric, categorical, engine),
                 engine=engine, ordered=False)
-    blocks = day_blocks(window, window.test_start, window.test_end)
-    with key_lookups(conn, source):
-        for first, last in query_ranges(conn, blocks):
+    ranges = query_ranges(conn, day_blocks(window, window.test_start, window.test_end))
+    with key_lookups(conn, source, sql, ranges[0] if ranges else (None, None)):
+        for first, last in ranges:
             yield from stream_frames(conn, sql, (first, last), source, numeric,
                                      categorical, block_rows)
