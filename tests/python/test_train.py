@@ -512,8 +512,8 @@ def _plan(conn, sql: str, params: tuple) -> str:
 def test_a_play_without_its_history_shows_and_fails_the_build(trained):
     """fct_play_skip_features left-joins the history: a play whose history row is missing
     (a part rebuilt without int_play_histories_counted) stays in the mart with null history
-    rather than vanishing, and the parts' has_row_in test fails on it. Last in the module:
-    it removes a history row, and puts it back."""
+    rather than vanishing, and the history's has_row_for_each test fails on it. Last in the
+    module: it removes a history row, and puts it back."""
     table = "intermediate.int_play_histories_counted"
     with db.connect(DATABASE) as conn:
         db.execute(conn, f"create table public.kept_history as select * from {table} "
@@ -525,13 +525,14 @@ def test_a_play_without_its_history_shows_and_fails_the_build(trained):
                      "(select count(*) from intermediate.int_plays_sessionized) as plays "
                      "from marts.fct_play_skip_features")
         assert mart["n"][0] == mart["plays"][0] == mart["known"][0] + 1
-        with pytest.raises(RuntimeError, match="has_row_in_int_plays_sessionized_"):
-            dbt_cli.run(DATABASE, trained["tmp"], "test", "--select",
-                        "int_plays_sessionized_even_users", "int_plays_sessionized_odd_users",
-                        "--vars", "{test_all_days: true}")
+        for every_day in (True, False):  # also when the latest builds' days are tested
+            with pytest.raises(RuntimeError, match="has_row_for_each_int_play_histories"):
+                dbt_cli.run(DATABASE, trained["tmp"], "test", "--select",
+                            "int_play_histories_counted",
+                            *(["--vars", "{test_all_days: true}"] if every_day else []))
     finally:
         with db.connect(DATABASE) as conn:
             db.execute(conn, f"insert into {table} select * from public.kept_history")
             db.execute(conn, "drop table public.kept_history")
-    dbt_cli.run(DATABASE, trained["tmp"], "test", "--select", "int_plays_sessionized_even_users",
-                "int_plays_sessionized_odd_users", "--vars", "{test_all_days: true}")
+    dbt_cli.run(DATABASE, trained["tmp"], "test", "--select", "int_play_histories_counted",
+                "--vars", "{test_all_days: true}")

@@ -8,8 +8,8 @@
     A left join: a query that reads only the play's columns (training's count of plays per
     day, the oracle's labels) then never touches the history (PostgreSQL drops a left join
     to a unique key nothing reads from: at 1M sessions 4 s instead of 18), and a play
-    without its history row would show with null history, not vanish (the relationships
-    test on int_plays_sessionized_even_users and _odd_users says so). -#}
+    without its history row would show with null history, not vanish (the has_row_for_each
+    test of int_play_histories_counted fails on it). -#}
 {{ config(materialized='view') }}
 
 with plays as (
