@@ -38,7 +38,7 @@ HASH_BUCKETS = 2**32
 NUMERIC_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
 BLOCK_ROWS = 500_000  # about 200 MB of Arrow at the skip mart's 50 columns
 SCORE_ROWS = 200_000  # held-out rows scored per call: about 80 MB typed, 200 MB encoded
-LOOKUP_COST_LIMIT = 20  # key_lookups: index lookups priced above this many planner's plans
+LOOKUP_COST_LIMIT = 20  # key_lookups: the most its plan may cost, in the planner's own plans
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,8 @@ def key_lookups(conn: db.Warehouse, source: Source, sql: str, params: tuple) -> 
     fct_play_skip_features read in 8 s instead of 14, the training sample in 9 instead of
     19. Session settings (hash and merge joins off), put back after the read; kept only
     when the planner prices the lookups within LOOKUP_COST_LIMIT times its own plan (about
-    4 times at 1M sessions): without an index the only plan left would scan the other table once
-    per row. Spark plans its own joins."""
+    4 times at 1M sessions): without an index the only plan left would scan the other
+    table once per row. Spark plans its own joins."""
     if not source.joined_on_key or db.is_spark(conn):
         yield
         return
