@@ -158,7 +158,8 @@ def query_ranges(conn: db.Warehouse, blocks: list[tuple[date, date, int]]
 
 
 @contextlib.contextmanager
-def key_lookups(conn: db.Warehouse, source: Source, sql: str, params: tuple) -> Iterator[None]:
+def key_lookups(conn: db.Warehouse, source: Source, sql: str,
+                ranges: list[tuple]) -> Iterator[None]:
     """A read of a view joined on its key finds each row's other half through the key's
     index. PostgreSQL would otherwise hash every row of the other table first, whatever
     few rows the days or the sample select: at 1M sessions the held-out days of
@@ -166,10 +167,12 @@ def key_lookups(conn: db.Warehouse, source: Source, sql: str, params: tuple) -> 
     19. Session settings (hash and merge joins off), put back after the read; kept only
     when the planner prices the lookups within LOOKUP_COST_LIMIT times its own plan (about
     4 times at 1M sessions): without an index the only plan left would scan the other
-    table once per row. Spark plans its own joins."""
-    if not source.joined_on_key or db.is_spark(conn):
+    table once per row. `ranges`: the parameters the read will query `sql` with (on
+    PostgreSQL one range: query_ranges); none, no read. Spark plans its own joins."""
+    if not source.joined_on_key or db.is_spark(conn) or not ranges:
         yield
         return
+    params = ranges[0]
     planned = _plan_cost(conn, sql, params)
     db.execute(conn, "set enable_hashjoin = off")
     db.execute(conn, "set enable_mergejoin = off")
@@ -317,7 +320,7 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
     sql = query(source, select_list(source, types, numeric, categorical, engine), fraction,
                 engine)
     ranges = query_ranges(conn, blocks)
-    with key_lookups(conn, source, sql, ranges[0] if ranges else (None, None)):
+    with key_lookups(conn, source, sql, ranges):
         frames = [frame for first, last in ranges
                   for frame in stream_frames(conn, sql, (first, last), source, numeric,
                                              categorical, chunk_rows, keep_keys=False)]
@@ -348,7 +351,7 @@ def stream_test(conn: db.Warehouse, source: Source, window: Window,
     sql = query(source, select_list(source, types, numeric, categorical, engine),
                 engine=engine, ordered=False)
     ranges = query_ranges(conn, day_blocks(window, window.test_start, window.test_end))
-    with key_lookups(conn, source, sql, ranges[0] if ranges else (None, None)):
+    with key_lookups(conn, source, sql, ranges):
         for first, last in ranges:
             yield from stream_frames(conn, sql, (first, last), source, numeric,
                                      categorical, block_rows)

@@ -485,13 +485,13 @@ def test_key_lookups_read_the_same_rows_through_the_index(trained):
         window = data.split_window(conn, source, 7, None)
         params = (window.test_start, window.test_end)
         plain = db.read_arrow(conn, sql, params)
-        with data.key_lookups(conn, source, sql, params):
+        with data.key_lookups(conn, source, sql, [params]):
             plan = _plan(conn, sql, params)
             looked_up = db.read_arrow(conn, sql, params)
         assert "Hash" not in plan and "int_play_histories_counted" in plan, plan
         assert plain.num_rows > 1000 and looked_up.equals(plain)
         assert db.read_sql(conn, "show enable_hashjoin").iloc[0, 0] == "on"
-        with pytest.raises(ZeroDivisionError), data.key_lookups(conn, source, sql, params):
+        with pytest.raises(ZeroDivisionError), data.key_lookups(conn, source, sql, [params]):
             1 / 0  # noqa: B018
         assert db.read_sql(conn, "show enable_mergejoin").iloc[0, 0] == "on"
         # no index to look up: the only plan left would scan the other table per row
@@ -501,7 +501,7 @@ def test_key_lookups_read_the_same_rows_through_the_index(trained):
             db.execute(conn, f"analyze {name}")
         joined = ("select * from left_rows join right_rows on left_rows.k = right_rows.k "
                   "where left_rows.k between %s and %s")
-        with data.key_lookups(conn, source, joined, (1, 20000)):
+        with data.key_lookups(conn, source, joined, [(1, 20000)]):
             assert "Hash" in _plan(conn, joined, (1, 20000))
 
 
