@@ -41,7 +41,7 @@ INCREMENTAL = {
                      "int_context_runs",
                      "int_play_skips_counted", "int_play_histories_counted",
                      "int_user_artists_summarised", "int_user_runs_summarised"],
-    "marts": ["fct_sessions", "fct_playlist_runs", "fct_session_training"],
+    "marts": ["fct_sessions", "fct_playlist_runs", "fct_session_training", "fct_dau_mau"],
 }
 INCREMENTAL_TABLES = [f"{schema}.{name}" for schema, names in INCREMENTAL.items()
                       for name in names]

@@ -2,11 +2,54 @@
     A user is active on day d of a trailing w-day window when they have a valid play on one
     of the days d-w+1 .. d. Each active day a covers the days a .. min(a + w, next active
     day) - 1; one user's spans never overlap, so the count on d is a running sum of +1 where
-    a span starts and -1 where it ends: one pass over user-days, no range join. -#}
+    a span starts and -1 where it ends: one pass over user-days, no range join.
+
+    Incremental by day: a run rebuilds the days from the first one a change touched (F),
+    starting each segment's running sums at its stored counts of day F-1 (unchanged: they
+    depend only on the days before F) and adding the starts and ends from F on of the spans
+    that begin after F-1 minus the longest window, the only ones that reach F. A change of
+    raw users (tier, country) touches every day, so it rebuilds all. -#}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day('activity_date', key=['activity_date', 'segment_type', 'segment_value'])
+) }}
+{%- set window_start = incremental_window_start() %}
+{%- set longest_window = [var('wau_window_days'), var('mau_window_days')] | max %}
+
 with user_days as (
     select
         user_id,
         activity_date
+    from {{ ref('int_user_days_active') }}
+    {% if is_incremental() %}
+        where activity_date >= cast({{ dbt.dateadd('day', -longest_window, window_start) }} as date)
+    {% endif %}
+),
+
+-- the running sums of the day before the first rebuilt day (none on a full build)
+carried as (
+    {% if is_incremental() %}
+        select
+            segment_type,
+            segment_value,
+            dau,
+            wau,
+            mau
+        from {{ this }}
+        where activity_date = cast({{ dbt.dateadd('day', -1, window_start) }} as date)
+    {% else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as segment_type,
+            cast(null as {{ dbt.type_string() }}) as segment_value,
+            cast(null as {{ dbt.type_bigint() }}) as dau,
+            cast(null as {{ dbt.type_bigint() }}) as wau,
+            cast(null as {{ dbt.type_bigint() }}) as mau
+        where 1 = 0
+    {% endif %}
+),
+
+first_active_date as (
+    select min(activity_date) as activity_date
     from {{ ref('int_user_days_active') }}
 ),
 
@@ -138,6 +181,9 @@ daily_changes as (
         sum(wau_change) as wau_change,
         sum(mau_change) as mau_change
     from segmented_changes
+    {% if is_incremental() %}
+        where change_date >= {{ window_start }}
+    {% endif %}
     group by
         segment_type,
         segment_value,
@@ -146,16 +192,22 @@ daily_changes as (
 
 days as (
     {{ date_spine(
-        '(select min(activity_date) from user_days)',
+        '(select ' ~ ('greatest(' ~ window_start ~ ', activity_date)' if is_incremental()
+                      else 'activity_date') ~ ' from first_active_date)',
         '(select max(activity_date) from user_days)'
     ) }}
 ),
 
 segments as (
-    select distinct
+    select
         segment_type,
         segment_value
     from daily_changes
+    union
+    select
+        segment_type,
+        segment_value
+    from carried
 ),
 
 grid as (
@@ -177,22 +229,26 @@ grid as (
 
 running_totals as (
     select
-        activity_date,
-        segment_type,
-        segment_value,
-        cast(sum(dau_change) over (
-            partition by segment_type, segment_value
-            order by activity_date rows unbounded preceding
+        grid.activity_date,
+        grid.segment_type,
+        grid.segment_value,
+        cast(coalesce(carried.dau, 0) + sum(grid.dau_change) over (
+            partition by grid.segment_type, grid.segment_value
+            order by grid.activity_date rows unbounded preceding
         ) as {{ dbt.type_bigint() }}) as dau,
-        cast(sum(wau_change) over (
-            partition by segment_type, segment_value
-            order by activity_date rows unbounded preceding
+        cast(coalesce(carried.wau, 0) + sum(grid.wau_change) over (
+            partition by grid.segment_type, grid.segment_value
+            order by grid.activity_date rows unbounded preceding
         ) as {{ dbt.type_bigint() }}) as wau,
-        cast(sum(mau_change) over (
-            partition by segment_type, segment_value
-            order by activity_date rows unbounded preceding
+        cast(coalesce(carried.mau, 0) + sum(grid.mau_change) over (
+            partition by grid.segment_type, grid.segment_value
+            order by grid.activity_date rows unbounded preceding
         ) as {{ dbt.type_bigint() }}) as mau
     from grid
+    left join carried
+        on
+            grid.segment_type = carried.segment_type
+            and grid.segment_value = carried.segment_value
 ),
 
 final as (
@@ -210,10 +266,10 @@ final as (
         activity_date >= (
             select
                 cast(
-                    {{ dbt.dateadd('day', var('mau_window_days') - 1, 'min(activity_date)') }}
+                    {{ dbt.dateadd('day', var('mau_window_days') - 1, 'activity_date') }}
                     as date
                 )
-            from user_days
+            from first_active_date
         ) as is_full_window
     from running_totals
 )
