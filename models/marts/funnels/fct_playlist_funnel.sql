@@ -14,21 +14,38 @@ with runs as (
     from {{ ref('fct_playlist_runs') }}
 ),
 
+-- counted once per (playlist type, tier, length, finished), then summed per segment: the
+-- segments repeat counts, not runs
+runs_counted as (
+    select
+        playlist_type,
+        tier,
+        run_track_count,
+        is_finished,
+        count(*) as run_count
+    from runs
+    group by
+        playlist_type,
+        tier,
+        run_track_count,
+        is_finished
+),
+
 segmented as (
-    {{ funnel_segments('runs') }}
+    {{ funnel_segments('runs_counted') }}
 ),
 
 stages_counted as (
     select
         segment_type,
         segment_value,
-        count(*) as started_run_count,
+        sum(run_count) as started_run_count,
         {%- for k in stage_tracks %}
             sum(case
-                when run_track_count >= {{ k }} or is_finished then 1 else 0
+                when run_track_count >= {{ k }} or is_finished then run_count else 0
             end) as reached_track_{{ k }}_run_count,
         {%- endfor %}
-        sum(case when is_finished then 1 else 0 end) as finished_run_count
+        sum(case when is_finished then run_count else 0 end) as finished_run_count
     from segmented
     group by
         segment_type,
