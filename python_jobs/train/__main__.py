@@ -78,6 +78,7 @@ def summary(name: str, outcome: dict) -> str:
     info, window = outcome["info"], outcome["window"]
     lines = [f"== {name} model  run {outcome['stamp']['run_id']}",
              f"   {info['estimator']}",
+             *([f"   challenger: {info['challenger']}"] if info.get("challenger") else []),
              f"   target: {info['target']}",
              f"   train {window.train_start}..{window.train_end}: {info['train_rows']:,} rows "
              f"of {info['train_population_rows']:,} ({info['sample_method']})",

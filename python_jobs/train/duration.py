@@ -141,7 +141,7 @@ def challenger_pipeline(s: DurationSettings) -> Pipeline:
     """Poisson loss (log link): a positive, multiplicative target, predicted in seconds."""
     return features.challenger(
         HistGradientBoostingRegressor(loss="poisson", max_iter=s.challenger_max_iter,
-                                      early_stopping=False, random_state=0),
+                                      **features.EARLY_STOP),
         s.numeric_features, s.categorical_features)
 
 
@@ -264,8 +264,9 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
                               f"SelectKBest(f_regression, k={k}) -> {estimator_name(s)}",
                  "target": target_description(s, smearing),
                  "k_selected": str(k),
-                 "challenger": (f"HistGradientBoostingRegressor(loss=poisson, max_iter="
-                                f"{s.challenger_max_iter})" if rival is not None else None)})
+                 "challenger": (f"HistGradientBoostingRegressor(loss=poisson, "
+                                f"{features.rounds(rival, s.challenger_max_iter)})"
+                                if rival is not None else None)})
     log.info("duration model: k=%s, %d of %d encoded columns, %d held-out sessions", k,
              int(mask.sum()), len(mask), len(y_test))
     return {"window": window, "info": info, "metrics": pd.DataFrame(metrics),

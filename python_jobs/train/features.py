@@ -218,6 +218,18 @@ def challenger_columns(numeric: tuple[str, ...], categorical: tuple[str, ...]) -
         remainder="drop", sparse_threshold=0.0)
 
 
+# The challengers stop when their loss on a held-back tenth of the training rows (a seeded
+# draw) has not improved for 10 rounds: at 1M sessions the skip challenger stopped after 120
+# of 200 rounds with the same held-out AUC to 1e-4, fitting and scoring in about half the time.
+EARLY_STOP = {"early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 10,
+              "random_state": 0}
+
+
+def rounds(fitted: Pipeline, max_iter: int) -> str:
+    """The challenger's rounds for the run's description: those it used of the most allowed."""
+    return f"max_iter={max_iter}, {fitted[-1].n_iter_} rounds (early stopping)"
+
+
 def challenger(estimator, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> Pipeline:
     """HistGradientBoosting* on the same features as the linear model (not SQL-scorable:
     reported beside it, never stored as terms)."""

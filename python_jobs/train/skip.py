@@ -70,8 +70,7 @@ def prefixed(values: dict[str, float], prefix: str) -> dict[str, float]:
 
 def challenger_pipeline(s: SkipSettings) -> Pipeline:
     return features.challenger(
-        HistGradientBoostingClassifier(max_iter=s.challenger_max_iter, early_stopping=False,
-                                       random_state=0),
+        HistGradientBoostingClassifier(max_iter=s.challenger_max_iter, **features.EARLY_STOP),
         s.numeric_features, s.categorical_features)
 
 
@@ -221,8 +220,9 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
                               f"LogisticRegression(penalty={s.penalty}, C={s.C}, "
                               f"class_weight={s.class_weight}, lbfgs)",
                  "target": "is_skipped (ms_played < 30 s), P(skip)",
-                 "challenger": (f"HistGradientBoostingClassifier(max_iter="
-                                f"{s.challenger_max_iter})" if rival is not None else None),
+                 "challenger": (f"HistGradientBoostingClassifier("
+                                f"{features.rounds(rival, s.challenger_max_iter)})"
+                                if rival is not None else None),
                  "iterations": int(lr.n_iter_[0])})
     if lr.n_iter_[0] >= s.max_iter:
         log.warning("skip model: lbfgs stopped at max_iter=%d before converging", s.max_iter)
