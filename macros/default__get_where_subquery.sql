@@ -2,9 +2,10 @@
 
     - a test of an incremental model, the days its latest build rebuilt;
     - a test of a raw source table with `meta: {tested_days: {day: <its day expression>,
-      rebuilt_by: <model>}}`, the rows of the days that model's latest build rebuilt: every
-      row a load, replace or remove since the build before touched (the model's first rebuilt
-      day is the earliest day of those changes).
+      rebuilt_by: <model or list of models>}}`, the rows of the days that model's latest
+      build rebuilt (the earliest of the models'): every row a load, replace or remove since
+      the build before touched (the model's first rebuilt day is the earliest day of those
+      changes).
 
     A full build records 1900-01-01, so it tests everything, and `--vars '{test_all_days:
     true}'` tests every day after any build. Other models' tests, and a test's own `where`,
@@ -15,7 +16,13 @@
     {%- set where = config.get('where') -%}
     {%- set tested_days = test_tested_days(relation) if execute and not var('test_all_days', false) -%}
     {%- if tested_days -%}
-        {%- set first_day = incremental_latest_rebuilt_day(tested_days.rebuilt_by) -%}
+        {%- set models = [tested_days.rebuilt_by] if tested_days.rebuilt_by is string
+                         else tested_days.rebuilt_by -%}
+        {%- set days = [] -%}
+        {%- for name in models -%}
+            {%- do days.append(incremental_latest_rebuilt_day(name)) -%}
+        {%- endfor -%}
+        {%- set first_day = days | min -%}
         {%- set since = tested_days.day ~ " >= cast('" ~ first_day ~ "' as date)" -%}
         {%- set where = '(' ~ where ~ ') and ' ~ since if where else since -%}
     {%- endif -%}

@@ -28,13 +28,14 @@ from python_jobs import contract, db, generate, holdback, load, spark, warehouse
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "incremental"
 SESSIONS = 300
 MODELS = ["--exclude", "tag:ml_scoring"]
-# and the view over the two sessionized parts, which they read: a full refresh of a part
-# drops it (the old table goes with `cascade`)
-INCREMENTAL_ONLY = ["--select", "config.materialized:incremental", "int_plays_sessionized",
-                    "--no-write-json"]
+# and the views over the two parts of int_plays_flagged and of int_plays_sessionized, which
+# they read: a full refresh of a part drops its view (the old table goes with `cascade`)
+INCREMENTAL_ONLY = ["--select", "config.materialized:incremental", "int_plays_flagged",
+                    "int_plays_sessionized", "--no-write-json"]
 # every incremental model, by schema (the test checks this list against the manifest)
 INCREMENTAL = {
-    "intermediate": ["int_plays_flagged", "int_plays_sessionized_even_users",
+    "intermediate": ["int_plays_flagged_even_ids", "int_plays_flagged_odd_ids",
+                     "int_plays_sessionized_even_users",
                      "int_plays_sessionized_odd_users", "int_user_days_active",
                      "int_user_days_engagement", "int_user_track_days_aggregated",
                      "int_user_genre_days_aggregated", "int_user_hours_aggregated",
@@ -347,7 +348,7 @@ def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
             select name from unnest(%s) as name
             where (select relpersistence from pg_class where oid = to_regclass(name)) = 'u'""",
                                (INCREMENTAL_TABLES,))["name"].tolist()
-        assert "intermediate.int_plays_flagged" in unlogged
+        assert "intermediate.int_plays_flagged_even_ids" in unlogged
         # the marts, and the tables the views fct_plays and fct_play_skip_features show,
         # survive a crash
         shown = ("intermediate.int_plays_sessionized_even_users",
@@ -532,8 +533,8 @@ def test_after_a_daily_run_data_tests_read_only_the_rebuilt_days(warehouse_built
     holdback.restore(DATABASE)
     wh.build(everything=False)
     planted = {  # table, column set to null, its day column
-        "not_null_int_plays_flagged_is_valid":
-            ("intermediate.int_plays_flagged", "is_valid", "played_date"),
+        "not_null_int_plays_flagged_even_ids_is_valid":
+            ("intermediate.int_plays_flagged_even_ids", "is_valid", "played_date"),
         "source_not_null_streaming_listening_events_ms_played":
             ("raw.listening_events", "ms_played", "cast(started_at as date)"),
     }
@@ -583,5 +584,5 @@ def test_a_history_table_built_unlogged_is_made_logged_by_the_next_run(warehouse
     wh.build(everything=False)
     with db.connect(DATABASE) as conn:
         persistence = {table: db.read_sql(conn, query, (table,)).iloc[0]["relpersistence"]
-                       for table in (history, "intermediate.int_plays_flagged")}
-    assert persistence == {history: "p", "intermediate.int_plays_flagged": "u"}
+                       for table in (history, "intermediate.int_plays_flagged_even_ids")}
+    assert persistence == {history: "p", "intermediate.int_plays_flagged_even_ids": "u"}
