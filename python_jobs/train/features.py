@@ -220,7 +220,8 @@ def challenger_columns(numeric: tuple[str, ...], categorical: tuple[str, ...]) -
 
 # The challengers stop when their loss on a held-back tenth of the training rows (a seeded
 # draw) has not improved for 10 rounds: at 1M sessions the skip challenger stopped after 120
-# of 200 rounds with the same held-out AUC to 1e-4, fitting and scoring in about half the time.
+# of 200 rounds with the same held-out AUC to 1e-4 (fit 27.5 -> 19.4 s, and fewer trees to
+# score every held-out play with).
 EARLY_STOP = {"early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 10,
               "random_state": 0}
 
