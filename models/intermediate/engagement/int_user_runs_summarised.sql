@@ -4,11 +4,11 @@
     recomputes only the users with a context run on a rebuilt day, or whose newest session
     was on one, from all of their runs (nothing here depends on the as-of day but the days
     in scope). -#}
-{%- set keyed = incremental_by_key(['user_id'], 'first_session_date', 'last_session_date',
-                                   days_before=session_history_days(),
-                                   as_of_var='features_as_of_date') -%}
-{%- do keyed.update({'pre_hook': keyed.get('pre_hook', []) + ["{{ planner_without_nested_loops() }}"]}) -%}
-{{ config(**keyed) }}
+{{ config(**incremental_by_key(['user_id'], 'first_session_date', 'last_session_date',
+                               days_before=session_history_days(),
+                               as_of_var='features_as_of_date')) }}
+{#- dbt appends the hooks of each config call -#}
+{{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
 {%- set feature_columns = [
     'first_session_date', 'last_session_date', 'session_count', 'mean_session_duration_seconds',
     'median_session_duration_seconds', 'mean_tracks_per_session', 'mean_context_runs_per_session',
