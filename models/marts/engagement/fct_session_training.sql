@@ -14,13 +14,20 @@
     of their intended plays (see plays_before_last_run), multiplied by the weight n / (n + var duration_history_prior_sessions) of n
     earlier sessions. With the weight itself as a feature a linear model shrinks the user's
     mean towards a global mean it fits (w * mean * b + w * c = b * w * (mean - m), m = -c / b),
-    so no global mean (which would change with every day) is computed here. -#}
+    so no global mean (which would change with every day) is computed here.
+
+    What persists across a user's sessions is in those log means too: the tier, and the
+    device (most listeners use one most of the time). The shrunk shares of the user's earlier
+    sessions per device, and the weight of a premium listener's history, let the linear model
+    take those effects out of the history instead of counting them twice (web, the fifth
+    device, is the weight minus the four shares). -#}
 {{ config(
     materialized='incremental',
     **incremental_by_day('session_date', days_before=session_history_days())
 ) }}
 
 {%- set prior_sessions = var('duration_history_prior_sessions') %}
+{%- set history_devices = ['desktop', 'mobile', 'smart_speaker', 'tv'] %}
 {%- set window_start = incremental_window_start() %}
 
 with sessions as (
@@ -147,6 +154,12 @@ history_added as (
             partition by user_id order by session_started_at, session_id
             rows between unbounded preceding and 1 preceding
         ) as user_prior_play_count,
+        {%- for device in history_devices %}
+            sum(case when device = '{{ device }}' then 1 else 0 end) over (
+                partition by user_id order by session_started_at, session_id
+                rows between unbounded preceding and 1 preceding
+            ) as user_prior_{{ device }}_session_count,
+        {%- endfor %}
         lag(duration_seconds) over (
             partition by user_id order by session_started_at, session_id
         ) as previous_session_duration_seconds,
@@ -226,7 +239,19 @@ final as (
             as user_prior_log_duration_shrunk,
         coalesce(rebuilt_days.user_prior_log_intended_track_count_sum, 0)
         / (rebuilt_days.user_prior_session_count + {{ prior_sessions }})
-            as user_prior_log_intended_track_count_shrunk
+            as user_prior_log_intended_track_count_shrunk,
+        {%- for device in history_devices %}
+            cast(coalesce(rebuilt_days.user_prior_{{ device }}_session_count, 0) as {{ dbt.type_float() }})
+            / (rebuilt_days.user_prior_session_count + {{ prior_sessions }})
+                as user_prior_{{ device }}_share_shrunk,
+        {%- endfor %}
+        case
+            when users.tier = 'premium'
+                then
+                    cast(rebuilt_days.user_prior_session_count as {{ dbt.type_float() }})
+                    / (rebuilt_days.user_prior_session_count + {{ prior_sessions }})
+            else 0
+        end as user_prior_premium_weight
     from rebuilt_days
     left join first_runs
         on rebuilt_days.session_id = first_runs.session_id
