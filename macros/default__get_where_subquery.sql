@@ -16,13 +16,7 @@
     {%- set where = config.get('where') -%}
     {%- set tested_days = test_tested_days(relation) if execute and not var('test_all_days', false) -%}
     {%- if tested_days -%}
-        {%- set models = [tested_days.rebuilt_by] if tested_days.rebuilt_by is string
-                         else tested_days.rebuilt_by -%}
-        {%- set days = [] -%}
-        {%- for name in models -%}
-            {%- do days.append(incremental_latest_rebuilt_day(name)) -%}
-        {%- endfor -%}
-        {%- set first_day = days | min -%}
+        {%- set first_day = incremental_latest_rebuilt_day(tested_days.rebuilt_by) -%}
         {%- set since = tested_days.day ~ " >= cast('" ~ first_day ~ "' as date)" -%}
         {%- set where = '(' ~ where ~ ') and ' ~ since if where else since -%}
     {%- endif -%}
@@ -53,23 +47,27 @@
 {% endmacro %}
 
 
-{#- The first day the named model's latest build rebuilt, 'YYYY-MM-DD' (1900-01-01 when it
-    has no record, or nothing was built yet, e.g. `dbt docs generate` on a new warehouse:
-    test everything). -#}
-{% macro incremental_latest_rebuilt_day(model_name) %}
+{#- The first day the named model's latest build rebuilt, 'YYYY-MM-DD'; for a list of models
+    the earliest of theirs (1900-01-01 when one has no record, or nothing was built yet, e.g.
+    `dbt docs generate` on a new warehouse: test everything). -#}
+{% macro incremental_latest_rebuilt_day(model_names) %}
     {%- set state = incremental_state_relation() -%}
     {%- if adapter.get_relation(database=state.database, schema=state.schema,
                                 identifier=state.identifier) is none -%}
         {{ return('1900-01-01') }}
     {%- endif -%}
-    {%- set query -%}
-        select cast(max(first_rebuilt_day) as {{ dbt.type_string() }})
-        from {{ state }}
-        where watermark_name = 'rebuilt {{ model_name }}' and recorded_at = (
-            select max(recorded_at) from {{ state }}
-            where watermark_name = 'rebuilt {{ model_name }}'
-        )
-    {%- endset -%}
-    {%- set day = run_query(query).rows[0][0] -%}
-    {{ return(day[:10] if day else '1900-01-01') }}
+    {%- set days = [] -%}
+    {%- for model_name in ([model_names] if model_names is string else model_names) -%}
+        {%- set query -%}
+            select cast(max(first_rebuilt_day) as {{ dbt.type_string() }})
+            from {{ state }}
+            where watermark_name = 'rebuilt {{ model_name }}' and recorded_at = (
+                select max(recorded_at) from {{ state }}
+                where watermark_name = 'rebuilt {{ model_name }}'
+            )
+        {%- endset -%}
+        {%- set day = run_query(query).rows[0][0] -%}
+        {%- do days.append(day[:10] if day else '1900-01-01') -%}
+    {%- endfor -%}
+    {{ return((days | min) if days else '1900-01-01') }}
 {% endmacro %}

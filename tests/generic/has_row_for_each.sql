@@ -8,13 +8,8 @@
 {% test has_row_for_each(model, column_name, of, day, rebuilt_by) %}
     {%- set tested = test_tested_days(model) if execute else none -%}
     {%- set names = ([tested.rebuilt_by] if tested else []) + rebuilt_by -%}
-    {%- set first_days = [] -%}
-    {%- if execute and not var('test_all_days', false) -%}
-    {%- for name in names -%}
-        {%- do first_days.append(incremental_latest_rebuilt_day(name)) -%}
-    {%- endfor -%}
-{%- endif -%}
-    {%- set first_day = (first_days | min) if first_days else '1900-01-01' -%}
+    {%- set first_day = incremental_latest_rebuilt_day(names)
+                        if execute and not var('test_all_days', false) else '1900-01-01' -%}
     {%- set expected_relation = model_relation(of) if execute else none -%}
     {%- set tested_relation = model_relation(tested.rebuilt_by) if tested else model -%}
     {%- if execute and expected_relation is none %}
