@@ -155,12 +155,11 @@ def challenger_pipeline(s: DurationSettings) -> Pipeline:
         s.numeric_features, s.categorical_features)
 
 
-def oracle_metrics(conn, window: data.Window, chunk_rows: int,
-                   scores: dict[str, dict[str, float]], database: str | None = None) -> list[dict]:
+def oracle_metrics(truth_frame: pd.DataFrame | None,
+                   scores: dict[str, dict[str, float]]) -> list[dict]:
     """The oracle's held-out R², MAE, RMSE (prefix oracle_) and, per model (prefix "" or
     challenger_), the share of the oracle's R² it reached (the trivial prediction, the
-    held-out mean, has R² 0)."""
-    truth_frame = oracle.duration_truth(conn, SOURCE, window, chunk_rows, database)
+    held-out mean, has R² 0). `truth_frame`: oracle.duration_truth's."""
     if truth_frame is None:
         log.info("duration model: the data carry no generator truth: no oracle")
         return [{"split": "test", "metric": "oracle_available", "value": 0.0}]
@@ -209,6 +208,8 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
     train, info = data.read_training(conn, SOURCE, window, numeric_read(s),
                                      s.categorical_features, s.sample_rows,
                                      settings.chunk_rows)
+    truth = oracle.prefetch(conn, oracle.duration_truth, SOURCE, window, settings.chunk_rows,
+                            database=database)
     k, metrics = choose_k(train, s, window)
     started = time.perf_counter()
     encoded = encode(train, s)
@@ -266,7 +267,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
         **scores[""], **regression_metrics(y_test, b_test, "baseline_"),
         **scores.get("challenger_", {}),
     }.items()]
-    metrics += oracle_metrics(conn, window, settings.chunk_rows, scores, database)
+    metrics += oracle_metrics(truth(), scores)
     info.update({"test_rows": len(y_test), "fit_seconds": fit_seconds,
                  "feature_count": len(s.numeric_features) + len(s.categorical_features),
                  "selected_feature_count": int(mask.sum()),

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
@@ -26,7 +27,9 @@ from python_jobs.train.settings import SkipSettings, TrainSettings
 log = logging.getLogger(__name__)
 
 SOURCE = data.Source(table="marts.fct_play_skip_features", keys=("play_id", "session_id"),
-                     date_column="played_date", label="is_skipped", joined_on_key=True)
+                     date_column="played_date", label="is_skipped", joined_on_key=True,
+                     # the view's left side: its plays, each once
+                     counted_from="intermediate.int_plays_sessionized")
 CALIBRATION_BINS = 10
 
 PredictionSink = Callable[[pd.DataFrame], None]
@@ -74,12 +77,12 @@ def challenger_pipeline(s: SkipSettings) -> Pipeline:
         s.numeric_features, s.categorical_features)
 
 
-def oracle_metrics(conn, window: data.Window, chunk_rows: int, model: dict[str, float],
-                   challenger: dict[str, float] | None, database: str | None = None
+def oracle_metrics(truth_frame: pd.DataFrame | None, model: dict[str, float],
+                   challenger: dict[str, float] | None
                    ) -> tuple[list[dict], pd.DataFrame | None]:
     """The oracle's held-out metrics (prefix oracle_) and the share of the gap from the
-    trivial prediction to the oracle each model closed; its calibration deciles."""
-    truth_frame = oracle.skip_truth(conn, SOURCE, window, chunk_rows, database)
+    trivial prediction to the oracle each model closed; its calibration deciles.
+    `truth_frame`: oracle.skip_truth's."""
     if truth_frame is None:
         log.info("skip model: the data carry no generator truth: no oracle")
         return metric_rows({"oracle_available": 0.0}, "test"), None
@@ -129,18 +132,18 @@ def fit_encoded(model: Pipeline, frame: pd.DataFrame, labels: np.ndarray) -> Any
     return encoded
 
 
-def score_test(conn, window: data.Window, settings: TrainSettings, model: Pipeline,
+def score_test(conn, window: data.Window, settings: TrainSettings, term_rows: pd.DataFrame,
                rival: Pipeline | None, sink: PredictionSink
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every held-out play scored by the model (and the challenger), block by block; the
-    predictions go to `sink`. Labels, P(skip), the challenger's P(skip), in (day, play)
-    order."""
+    """Every held-out play scored by the model's exported terms (features.linear_predictor)
+    and the challenger, block by block; the predictions go to `sink`. Labels, P(skip), the
+    challenger's P(skip), in (day, play) order."""
     s = settings.skip
     labels, probabilities, rival_probabilities, stored = [], [], [], []
     for block in data.stream_test(conn, SOURCE, window, s.numeric_features,
                                   s.categorical_features):
         x = feature_frame(block, s)
-        p = model.predict_proba(x)[:, 1]
+        p = expit(features.linear_predictor(term_rows, x))
         y = block[SOURCE.label].to_numpy()
         labels.append(y.astype(np.int8))
         probabilities.append(p)
@@ -193,8 +196,11 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
     del train_probabilities
     data.release_freed_memory()
 
+    # after the fits, whose peak memory its rows would add to
+    truth = oracle.prefetch(conn, oracle.skip_truth, SOURCE, window, settings.chunk_rows,
+                            database=database)
     started = time.perf_counter()
-    y_test, p_test, rival_test = score_test(conn, window, settings, model, rival, sink)
+    y_test, p_test, rival_test = score_test(conn, window, settings, term_rows, rival, sink)
     log.info("skip model: %d held-out plays scored and stored in %.1f s", len(y_test),
              time.perf_counter() - started)
     test_rows = len(y_test)
@@ -207,8 +213,7 @@ def run(conn, settings: TrainSettings, sink: PredictionSink,
         metrics += metric_rows(prefixed(rival_scores, "challenger_"), "test")
     del y_test, p_test, rival_test
     started = time.perf_counter()
-    best_rows, best_calibration = oracle_metrics(conn, window, settings.chunk_rows,
-                                                 test_scores, rival_scores, database)
+    best_rows, best_calibration = oracle_metrics(truth(), test_scores, rival_scores)
     log.info("skip model: oracle %.1f s", time.perf_counter() - started)
     metrics += best_rows
     if best_calibration is not None:

@@ -28,6 +28,7 @@ import psycopg2
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -166,6 +167,30 @@ def test_encoder_builds_the_matrix_scipy_builds(block_values, monkeypatch):
     pd.testing.assert_frame_equal(frame, before)
 
 
+def test_terms_score_what_the_pipeline_predicts():
+    """features.linear_predictor, which scores the held-out rows from the exported terms
+    alone (as SQL does), gives the fitted pipeline's decision function: nulls take the
+    training mean, a category the fit never saw scores 0, categoricals as pandas
+    categoricals (how the marts are read) or as plain strings."""
+    rng = np.random.default_rng(5)
+    n = 4_000
+    frame = pd.DataFrame({"a": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+                          "b": rng.integers(0, 2, n).astype(float), "c": np.full(n, 7.0),
+                          "g": pd.Categorical(rng.choice(["x", "y", "z"], n)),
+                          "h": rng.choice(["p", "q"], n)})
+    y = (rng.random(n) < 1 / (1 + np.exp(-frame["b"] + 0.5 * (frame["g"] == "x")))).astype(int)
+    model = Pipeline([("features", features.preprocessor(("a", "b", "c"), ("g", "h"))),
+                      ("model", LogisticRegression())]).fit(frame, y)
+    lr = model.named_steps["model"]
+    term_rows = features.terms(model.named_steps["features"], lr.coef_[0],
+                               float(lr.intercept_[0]), frame)
+    unseen = frame.iloc[:500].assign(
+        g=pd.Categorical(rng.choice(["x", "w"], 500)), h=rng.choice(["q", "r"], 500))
+    for rows in (frame, unseen, unseen.astype({"g": str})):
+        got = features.linear_predictor(term_rows, rows)
+        assert np.abs(got - model.decision_function(rows)).max() < 1e-12
+
+
 def test_copy_stream_types_nulls_and_errors(trained):
     """db.stream_arrow (COPY into pyarrow) gives what psycopg2 gives: NULL vs the empty
     string, t/f, exact doubles, dates, timestamps; no rows is an empty table; the server's
@@ -280,6 +305,13 @@ def test_sql_scores_equal_predict_proba(trained):
     expected = model.predict_proba(skip.feature_frame(plays, s))[:, 1]
     difference = np.abs(scores["skip_probability"].to_numpy(dtype=float) - expected)
     assert difference.max() < 1e-9, difference.max()
+    # the held-out predictions the run stored (scored from its terms) are the pipeline's too
+    held_out = _read("select play_id, prediction from ml.model_predictions where run_id = %s",
+                     (trained["outcomes"]["skip"]["stamp"]["run_id"],))
+    position = pd.Series(np.arange(len(plays)), index=plays["play_id"])
+    difference = np.abs(held_out["prediction"].to_numpy()
+                        - expected[position[held_out["play_id"]].to_numpy()])
+    assert len(held_out) > 10_000 and difference.max() < 1e-12, difference.max()
 
 
 def test_skip_metrics_are_held_out_and_recomputable(trained):
@@ -489,7 +521,9 @@ def test_key_lookups_read_the_same_rows_through_the_index(trained):
             plan = _plan(conn, sql, params)
             looked_up = db.read_arrow(conn, sql, params)
         assert "Hash" not in plan and "int_play_histories_counted" in plan, plan
-        assert plain.num_rows > 1000 and looked_up.equals(plain)
+        # the same rows (data.query asks for no order: each plan gives its own)
+        assert plain.num_rows > 1000 and looked_up.sort_by("play_id").equals(
+            plain.sort_by("play_id"))
         assert db.read_sql(conn, "show enable_hashjoin").iloc[0, 0] == "on"
         with pytest.raises(ZeroDivisionError), data.key_lookups(conn, source, sql, [params]):
             1 / 0  # noqa: B018
@@ -503,6 +537,18 @@ def test_key_lookups_read_the_same_rows_through_the_index(trained):
                   "where left_rows.k between %s and %s")
         with data.key_lookups(conn, source, joined, [(1, 20000)]):
             assert "Hash" in _plan(conn, joined, (1, 20000))
+
+
+def test_held_out_stream_stopped_early_leaves_the_connection_usable(trained):
+    s = settings.load(None).skip
+    with db.connect(DATABASE) as conn:
+        window = data.split_window(conn, skip.SOURCE, 7, None)
+        stream = data.stream_test(conn, skip.SOURCE, window, s.numeric_features,
+                                  s.categorical_features, block_rows=1_000)
+        assert len(next(stream)) >= 1_000
+        stream.close()
+        assert db.read_sql(conn, "show enable_hashjoin").iloc[0, 0] == "on"
+        assert db.read_sql(conn, "select count(*) as n from ml.model_runs")["n"][0] > 0
 
 
 def _plan(conn, sql: str, params: tuple) -> str:
