@@ -214,14 +214,10 @@ def query(source: Source, columns: str, sample_fraction: float | None = None,
     return f"select {columns} from {source.table} where {where}"
 
 
-def key_order(days: list[pa.Array | pa.ChunkedArray],
-              keys: list[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+def key_order(days: list[pa.Array], keys: list[pa.Array]) -> np.ndarray:
     """The positions of the rows (the pieces concatenated) in (day, key) order, keys
     compared by their bytes: the order in which fits and metrics sum the rows."""
-    def joined(pieces: list[pa.Array | pa.ChunkedArray]) -> pa.ChunkedArray:
-        return pa.chunked_array([c for p in pieces
-                                 for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])])
-    table = pa.table({"day": joined(days), "key": joined(keys).cast(pa.string())})
+    table = pa.table({"day": pa.chunked_array(days), "key": pa.chunked_array(keys)})
     return pc.sort_indices(table, [("day", "ascending"), ("key", "ascending")]).to_numpy()
 
 
@@ -333,8 +329,8 @@ def read_training(conn: db.Warehouse, source: Source, window: Window,
     with key_lookups(conn, source, sql, ranges):
         for first, last in ranges:
             for chunk in arrow_chunks(conn, sql, (first, last), chunk_rows):
-                days.append(chunk[source.date_column])
-                keys.append(chunk[source.keys[0]])
+                days.extend(chunk[source.date_column].chunks)
+                keys.extend(chunk[source.keys[0]].chunks)
                 frames.append(typed_chunk(chunk, source, numeric, categorical, keep_keys=False))
     frame = concat_frames(frames, categorical)
     del frames
