@@ -1,21 +1,62 @@
 {#- One row per user with a session on or before the as-of day: when the user listens, by
     the UTC hour, weekday and month of each play. Parts of day: night 0-5, morning 6-11,
-    afternoon 12-17, evening 18-23. -#}
-{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+    afternoon 12-17, evening 18-23.
+
+    Incremental by key (incremental_by_key): a daily run recomputes only the users with an
+    hour row on a rebuilt day or whose newest session was on one, from all of their hours,
+    instead of every user's (at 1M sessions 19,495 of 64,491 users on a day). month_count
+    and monthly_play_cv also count the as-of month, so when that month moves on every
+    user's row changes: the run then recomputes every user whose stored as-of month is
+    another (once a month). -#}
+{{ config(**incremental_by_key(['user_id'], 'first_session_date', 'last_session_date',
+                               days_before=session_history_days(),
+                               as_of_var='features_as_of_date')) }}
+{#- dbt appends the hooks of each config call -#}
+{{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
+{%- set as_of_date = feature_as_of_date(ref('int_user_hours_aggregated'), 'session_date') -%}
+{%- set changed_keys = incremental_changed_keys(
+    ['user_id'], 'last_session_date', ref('int_user_hours_aggregated'), 'session_date'
+) %}
+{%- if changed_keys %}
+    {%- set changed_keys -%}
+        {{ changed_keys }}
+        union
+        select user_id from {{ this }}
+        where as_of_month_start_date <> cast({{ dbt.date_trunc('month', as_of_date) }} as date)
+    {%- endset %}
+{%- endif %}
+{%- set feature_columns = [
+    'first_session_date', 'last_session_date', 'night_play_share', 'morning_play_share',
+    'afternoon_play_share', 'evening_play_share', 'weekend_play_share', 'night_skip_rate',
+    'weekend_ratio', 'hour_entropy', 'weekday_entropy', 'preferred_iso_day_of_week',
+    'peak_month', 'as_of_month_start_date', 'month_count', 'monthly_play_cv'
+] -%}
 
 with as_of as (
-    select {{ feature_as_of_date(ref('int_user_hours_aggregated'), 'session_date') }} as as_of_date
+    select {{ as_of_date }} as as_of_date
 ),
 
 user_hours as (
     select * from {{ ref('int_user_hours_aggregated') }}
 ),
 
+changed_user_hours as (
+    select user_hours.*
+    from user_hours
+    {% if changed_keys %}
+        where
+            exists (
+                select 1 from ({{ changed_keys }}) as changed_keys
+                where changed_keys.user_id = user_hours.user_id
+            )
+    {% endif %}
+),
+
 hours_in_scope as (
     select
         user_hours.*,
         as_of.as_of_date
-    from user_hours
+    from changed_user_hours as user_hours
     cross join as_of
     where user_hours.session_date <= as_of.as_of_date
 ),
@@ -24,6 +65,8 @@ user_totals as (
     select
         user_id,
         max(as_of_date) as as_of_date,
+        min(session_date) as first_session_date,
+        max(session_date) as last_session_date,
         sum(play_count) as play_count,
         sum(case when hour_of_day < 6 then play_count else 0 end) as night_play_count,
         sum(case when hour_of_day >= 6 and hour_of_day < 12 then play_count else 0 end)
@@ -120,6 +163,7 @@ months_summarised as (
             'greatest(max(months_ranked.month_start_date), cast('
             ~ dbt.date_trunc('month', 'max(user_totals.as_of_date)') ~ ' as date))',
             'month') }} + 1 as month_count,
+        cast({{ dbt.date_trunc('month', 'max(user_totals.as_of_date)') }} as date) as as_of_month_start_date,
         sum(
             cast(months_ranked.play_count as {{ dbt.type_float() }}) * months_ranked.play_count
         ) as month_play_count_square_sum,
@@ -139,6 +183,8 @@ months_summarised as (
 features as (
     select
         user_totals.user_id,
+        user_totals.first_session_date,
+        user_totals.last_session_date,
         {% for part in ['night', 'morning', 'afternoon', 'evening', 'weekend'] %}
             {{ feature_safe_divide('user_totals.' ~ part ~ '_play_count', 'user_totals.play_count') }}
                 as {{ part }}_play_share,
@@ -153,6 +199,7 @@ features as (
         weekdays_summarised.weekday_entropy,
         weekdays_summarised.preferred_iso_day_of_week,
         months_summarised.peak_month,
+        months_summarised.as_of_month_start_date,
         months_summarised.month_count,
         sqrt(greatest(
             months_summarised.month_play_count_square_sum / months_summarised.month_count
@@ -168,6 +215,23 @@ features as (
         on user_totals.user_id = weekdays_summarised.user_id
     inner join months_summarised
         on user_totals.user_id = months_summarised.user_id
+),
+
+-- incremental: every changed user, one with no session left with a null last day
+-- (delete+insert removes its row and the post-hook deletes the null one)
+final as (
+    {% if changed_keys %}
+        select
+            changed_keys.user_id,
+        {%- for column in feature_columns %}
+            features.{{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+        from ({{ changed_keys }}) as changed_keys
+        left join features
+            on changed_keys.user_id = features.user_id
+    {% else %}
+        select * from features
+    {% endif %}
 )
 
-select * from features
+select * from final
