@@ -57,6 +57,7 @@ runs as (
         session_id,
         context_run_number,
         playlist_type,
+        playlist_track_count,
         is_shuffle,
         play_count
     from {{ ref('int_context_runs') }}
@@ -73,6 +74,7 @@ first_runs as (
     select
         session_id,
         playlist_type,
+        playlist_track_count,
         is_shuffle
     from runs
     where context_run_number = 1
@@ -208,6 +210,12 @@ final as (
         rebuilt_days.first_context_type,
         first_runs.playlist_type as first_playlist_type,
         first_runs.is_shuffle as is_first_run_shuffled,
+        -- a playlist run ends at the playlist's last track at the latest, and a session
+        -- plays its last run to the end: the first playlist's size bounds the first run
+        case
+            when first_runs.playlist_track_count > 0
+                then ln(cast(first_runs.playlist_track_count as {{ dbt.type_float() }}))
+        end as first_playlist_log_track_count,
         cast(
             {{ dbt.datediff('users.signed_up_date', 'rebuilt_days.session_date', 'day') }}
             as {{ dbt.type_int() }}
