@@ -61,6 +61,28 @@
 {% endmacro %}
 
 
+{#- The final select of such a model: with changed keys, every one of them left-joined to
+    the rows `cte` recomputed for them, so a key left with no rows comes out with nulls (dbt's
+    delete+insert removes its old row, the post-hook the null one); without, `cte` whole.
+    `columns`: the columns after the keys, in the table's order. -#}
+{% macro incremental_keyed_rows(changed_keys, keys, columns, cte) %}
+    {%- if not changed_keys -%}
+        {{ return('select * from ' ~ cte) }}
+    {%- endif -%}
+    {%- set selected = [] -%}
+    {%- set joined = [] -%}
+    {%- for key in keys -%}
+        {%- do selected.append('changed_keys.' ~ key) -%}
+        {%- do joined.append('changed_keys.' ~ key ~ ' = ' ~ cte ~ '.' ~ key) -%}
+    {%- endfor -%}
+    {%- for column in columns -%}
+        {%- do selected.append(cte ~ '.' ~ column) -%}
+    {%- endfor -%}
+    {{ return('select ' ~ selected | join(', ') ~ ' from (' ~ changed_keys ~ ') as changed_keys'
+              ~ ' left join ' ~ cte ~ ' on ' ~ joined | join(' and ')) }}
+{% endmacro %}
+
+
 {#- pre-hook, incremental_clear_days' twin: records the first rebuilt day, and empties the
     table when that day is on or before every stored key's oldest day. Every stored key is then
     recomputed anyway, and a surviving one has all of its upstream rows on rebuilt days, so

@@ -53,26 +53,12 @@ summarised as (
         artist_id
 ),
 
--- incremental: every changed pair, one with no play left with a null last day (delete+insert
--- removes its row and the post-hook deletes the null one)
+-- incremental: every changed pair, one with no play left with a null last day
 final as (
-    {% if changed_keys %}
-        select
-            changed_keys.user_id,
-            changed_keys.artist_id,
-            summarised.genre,
-            summarised.first_played_date,
-            summarised.last_played_date,
-            summarised.play_count,
-            summarised.track_count
-        from ({{ changed_keys }}) as changed_keys
-        left join summarised
-            on
-                changed_keys.user_id = summarised.user_id
-                and changed_keys.artist_id = summarised.artist_id
-    {% else %}
-        select * from summarised
-    {% endif %}
+    {{ incremental_keyed_rows(
+        changed_keys, ['user_id', 'artist_id'],
+        ['genre', 'first_played_date', 'last_played_date', 'play_count', 'track_count'], 'summarised'
+    ) }}
 )
 
 select * from final

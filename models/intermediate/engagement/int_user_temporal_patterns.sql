@@ -218,20 +218,8 @@ features as (
 ),
 
 -- incremental: every changed user, one with no session left with a null last day
--- (delete+insert removes its row and the post-hook deletes the null one)
 final as (
-    {% if changed_keys %}
-        select
-            changed_keys.user_id,
-        {%- for column in feature_columns %}
-            features.{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
-        from ({{ changed_keys }}) as changed_keys
-        left join features
-            on changed_keys.user_id = features.user_id
-    {% else %}
-        select * from features
-    {% endif %}
+    {{ incremental_keyed_rows(changed_keys, ['user_id'], feature_columns, 'features') }}
 )
 
 select * from final
