@@ -61,6 +61,21 @@
 {% endmacro %}
 
 
+{#- A `where` clause keeping the rows of `relation` (a name in the query) whose `keys` are among
+    the changed keys of such a model; empty when the whole table is built. -#}
+{% macro incremental_changed_keys_filter(changed_keys, keys, relation) %}
+    {%- if not changed_keys -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set matched = [] -%}
+    {%- for key in keys -%}
+        {%- do matched.append('changed_keys.' ~ key ~ ' = ' ~ relation ~ '.' ~ key) -%}
+    {%- endfor -%}
+    {{ return('where exists (select 1 from (' ~ changed_keys ~ ') as changed_keys where '
+              ~ matched | join(' and ') ~ ')') }}
+{% endmacro %}
+
+
 {#- The final select of such a model: with changed keys, every one of them left-joined to
     the rows `cte` recomputed for them, so a key left with no rows comes out with nulls (dbt's
     delete+insert removes its old row, the post-hook the null one); without, `cte` whole.

@@ -39,15 +39,7 @@ summarised as (
         cast(sum(play_count) as bigint) as play_count,
         count(distinct track_id) as track_count
     from user_track_days
-    {% if changed_keys %}
-        where
-            exists (
-                select 1 from ({{ changed_keys }}) as changed_keys
-                where
-                    changed_keys.user_id = user_track_days.user_id
-                    and changed_keys.artist_id = user_track_days.artist_id
-            )
-    {% endif %}
+    {{ incremental_changed_keys_filter(changed_keys, ['user_id', 'artist_id'], 'user_track_days') }}
     group by
         user_id,
         artist_id

@@ -31,13 +31,7 @@ context_runs as (
 changed_context_runs as (
     select context_runs.*
     from context_runs
-    {% if changed_keys %}
-        where
-            exists (
-                select 1 from ({{ changed_keys }}) as changed_keys
-                where changed_keys.user_id = context_runs.user_id
-            )
-    {% endif %}
+    {{ incremental_changed_keys_filter(changed_keys, ['user_id'], 'context_runs') }}
 ),
 
 runs_in_scope as (

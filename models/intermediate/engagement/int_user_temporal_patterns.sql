@@ -43,13 +43,7 @@ user_hours as (
 changed_user_hours as (
     select user_hours.*
     from user_hours
-    {% if changed_keys %}
-        where
-            exists (
-                select 1 from ({{ changed_keys }}) as changed_keys
-                where changed_keys.user_id = user_hours.user_id
-            )
-    {% endif %}
+    {{ incremental_changed_keys_filter(changed_keys, ['user_id'], 'user_hours') }}
 ),
 
 hours_in_scope as (
