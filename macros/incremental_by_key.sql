@@ -33,6 +33,7 @@
         'unique_key': keys,
         'rebuild_day_column': last_day_column,
         'rebuild_days_before': days_before,
+        'rebuild_oldest_column': first_day_column,
         'pre_hook': ["{{ incremental_clear_keys('" ~ first_day_column ~ "') }}"],
         'post_hook': [
             "delete from {{ this }} where " ~ last_day_column ~ " is null",
@@ -49,13 +50,12 @@
     `last_day_column` as given to incremental_by_key. -#}
 {% macro incremental_changed_keys(keys, last_day_column, upstream, upstream_day_column) %}
     {%- if not is_incremental() -%}{{ return(none) }}{%- endif -%}
-    {%- set since = incremental_window_start() -%}
     {%- set query -%}
         select {{ keys | join(', ') }} from {{ upstream }}
-        where {{ upstream_day_column }} >= {{ since }}
+        where {{ incremental_rebuilt_where(upstream_day_column) }}
         union
         select {{ keys | join(', ') }} from {{ this }}
-        where {{ last_day_column }} >= {{ since }}
+        where {{ incremental_rebuilt_where(last_day_column) }}
     {%- endset -%}
     {{ return(query) }}
 {% endmacro %}

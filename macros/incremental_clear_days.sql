@@ -15,8 +15,8 @@
     {%- if model.fqn[1] == 'intermediate' and incremental_reaches_oldest(first_day, day_column) -%}
         {{ return('truncate table ' ~ this ~ ';\n' ~ recorded) }}
     {%- endif -%}
-    {{ return('delete from ' ~ this ~ ' where ' ~ day_column
-              ~ " >= cast('" ~ first_day ~ "' as date);\n" ~ recorded) }}
+    {{ return('delete from ' ~ this ~ ' where ' ~ incremental_rebuilt_where(day_column) ~ ';\n'
+              ~ recorded) }}
 {% endmacro %}
 
 {#- Spark drops the day partitions: insert_overwrite replaces only the days it writes. -#}

@@ -1,5 +1,7 @@
 {#- A select of `columns` ([name, type] pairs) from the rows of the incremental model `name`
-    before the current model's first rebuilt day, read through model_relation: no dbt
+    that the current model does not rebuild (not incremental_rebuilt_where: the days before
+    its first rebuilt day, and before its first changed day the rows of the users whose
+    sessions do not reach it), read through model_relation: no dbt
     dependency, so the current model's build need not wait for that model's. `name` must be
     in the current model's incremental_by_day `history`, which makes the first rebuilt day
     safe to read it at (incremental_first_rebuilt_day), and must be logged. A full build,
@@ -33,7 +35,6 @@
             name ~ " is recorded as built but has no table: dbt build --full-refresh --select "
             ~ name ~ " " ~ model.name) }}
     {%- endif -%}
-    {{ return('select ' ~ columns | map('first') | join(', ') ~ ' from ' ~ relation ~ ' where '
-              ~ model_node(name).config.rebuild_day_column ~ " < cast('" ~ first_day
-              ~ "' as date)") }}
+    {{ return('select ' ~ columns | map('first') | join(', ') ~ ' from ' ~ relation
+              ~ ' where not ' ~ incremental_rebuilt_where(model_node(name).config.rebuild_day_column)) }}
 {% endmacro %}

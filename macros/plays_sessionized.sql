@@ -24,14 +24,16 @@
     second 15M-row table with the same plays cost the full build a write and a read of all
     of them (and a step on the longest path to int_play_histories_counted).
 
-    Incremental runs rebuild whole sessions keyed on the day the session started, from the
-    start day of the earliest session a change can touch (incremental_window_start, at most
-    session_history_days() before the first changed play day). They read that many more
-    days of plays, enough for any earlier play (at most max_ms_played_hours long) that could
-    still reach into the window within the gap. -#}
+    Incremental runs rebuild whole sessions keyed on the day the session started: every
+    session from the first changed play day on, and, from the start day of the earliest
+    session a change can touch (at most session_history_days() before it), the sessions of
+    the users with one that reaches the change (incremental_rebuilt_where). Those users'
+    plays are read that many more days earlier, enough for any earlier play (at most
+    max_ms_played_hours long) that could still reach into their sessions within the gap;
+    the other users' from the first changed day (their earlier plays end more than the gap
+    before it). -#}
 {% macro plays_sessionized(users) %}
     {%- set history_days = session_history_days() -%}
-    {%- set rebuild_from = incremental_window_start() %}
     {%- set earlier_plays = 'partition by user_id order by played_at, play_id'
                             ~ ' rows between unbounded preceding and 1 preceding' %}
 
@@ -60,8 +62,7 @@ with plays as (
         is_valid
         and user_id % 2 {{ '=' if users == 'even' else '!=' }} 0
         {% if is_incremental() %}
-            and played_date
-            >= {{ dbt.dateadd('day', -history_days, rebuild_from) }}
+            and {{ incremental_rebuilt_where('played_date', days_earlier=history_days) }}
 {% endif %}
 ),
 
@@ -235,7 +236,7 @@ numbered as (
 sessions_in_window as (
     select * from numbered
     {% if is_incremental() %}
-        where session_date >= {{ rebuild_from }}
+        where {{ incremental_rebuilt_where('session_date') }}
 {% endif %}
 ),
 

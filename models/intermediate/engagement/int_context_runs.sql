@@ -29,7 +29,7 @@ with plays as (
         skip_flag
     from {{ ref('int_plays_sessionized') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start() }}
+        where {{ incremental_rebuilt_where('session_date') }}
     {% endif %}
 ),
 

@@ -38,8 +38,6 @@
     at 1M sessions; the daily select 17.1-17.8 s against 15.2-15.9 s without them). dbt
     appends the hooks of each config call. -#}
 {{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
-{%- set window_start = incremental_window_start() if is_incremental()
-                       else "cast('1900-01-01' as date)" -%}
 {%- set bigint, text, float = dbt.type_bigint(), dbt.type_string(), dbt.type_float() -%}
 {%- set no_history -%}
     select
@@ -73,7 +71,7 @@ with window_inputs as (
         case when has_audio_features then 1 else 0 end as audio_flag,
         case when has_audio_features then 1 - skip_flag else 0 end as kept_audio_flag
     from {{ ref('int_plays_sessionized') }}
-    where session_date >= {{ window_start }}
+    where {{ incremental_rebuilt_where('session_date') }}
 ),
 
 -- the pairs the rebuilt plays meet, for the history lookups (a read of its own: with one
@@ -84,7 +82,7 @@ window_keys as (
         track_id,
         artist_id
     from {{ ref('int_plays_sessionized') }}
-    where session_date >= {{ window_start }}
+    where {{ incremental_rebuilt_where('session_date') }}
 ),
 
 users as (
@@ -277,6 +275,7 @@ user_windows_added as (
 history_totalled as (
     select
         artist_windows_added.play_id,
+        artist_windows_added.user_id,
         artist_windows_added.played_date,
         artist_windows_added.session_date,
         artist_windows_added.energy,
@@ -340,6 +339,7 @@ history_totalled as (
 final as (
     select
         play_id,
+        user_id,
         played_date,
         session_date,
         tier,

@@ -28,7 +28,6 @@
 
 {%- set prior_sessions = var('duration_history_prior_sessions') %}
 {%- set history_devices = ['desktop', 'mobile', 'smart_speaker', 'tv'] %}
-{%- set window_start = incremental_window_start() %}
 
 with sessions as (
     select
@@ -47,7 +46,7 @@ with sessions as (
         where user_id in (
             select rebuilt.user_id
             from {{ ref('fct_sessions') }} as rebuilt
-            where rebuilt.session_date >= {{ window_start }}
+            where {{ incremental_rebuilt_where('rebuilt.session_date', 'rebuilt.user_id') }}
         )
     {% endif %}
 ),
@@ -65,7 +64,7 @@ runs as (
         where user_id in (
             select rebuilt.user_id
             from {{ ref('fct_sessions') }} as rebuilt
-            where rebuilt.session_date >= {{ window_start }}
+            where {{ incremental_rebuilt_where('rebuilt.session_date', 'rebuilt.user_id') }}
         )
     {% endif %}
 ),
@@ -181,7 +180,7 @@ rebuilt_days as (
     select *
     from history_added
     {% if is_incremental() %}
-        where session_date >= {{ window_start }}
+        where {{ incremental_rebuilt_where('session_date') }}
     {% endif %}
 ),
 

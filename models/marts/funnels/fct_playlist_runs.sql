@@ -22,7 +22,6 @@
 ) }}
 {%- set stage_tracks = funnel_stage_tracks() -%}
 {%- set play_cap = var('funnel_session_play_cap') -%}
-{%- set window_start = incremental_window_start() %}
 {%- set run_start_list = "'" ~ (var('funnel_run_start_reasons') | join("', '")) ~ "'" -%}
 
 with plays as (
@@ -42,7 +41,7 @@ with plays as (
     where
         context_type = 'playlist'
         {% if is_incremental() %}
-            and session_date >= {{ window_start }}
+            and {{ incremental_rebuilt_where('session_date') }}
         {% endif %}
         and context_id is not null
 ),
@@ -81,7 +80,7 @@ sessions as (
         track_count
     from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-        where session_date >= {{ window_start }}
+        where {{ incremental_rebuilt_where('session_date') }}
     {% endif %}
 ),
 

@@ -22,7 +22,7 @@ with runs as (
         device
     from {{ ref('int_context_runs') }}
     {% if is_incremental() %}
-        where session_date >= {{ incremental_window_start() }}
+        where {{ incremental_rebuilt_where('session_date') }}
     {% endif %}
 ),
 
