@@ -520,6 +520,54 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
     assert not off, f"new day's rows (table.column, actual, estimated): {off}"
 
 
+def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight(
+        warehouse_built):
+    """Of the days before a returning day, a plain run rewrites only the rows of the users
+    with a session that reaches it (docs/incremental.md, "Which days are rebuilt"):
+    rows of every other user keep their place in the table (ctid), those users' rows of the
+    day before are all rewritten. Checked on the play tables and a user x day table; every
+    day of the fixture has a session across midnight, so both sets are non-empty."""
+    wh, _ = warehouse_built
+    wh.build()
+    first, _ = wh.day_range()
+    # the day after the busiest, so that its eve has users on both sides
+    eve = _busiest_day(first, holdback.newest_full_day(DATABASE) - timedelta(days=1))
+    day = eve + timedelta(days=1)
+    assert holdback.hold_back(DATABASE, day, day) > 0
+    wh.build(everything=False)
+    tables = {  # table: its key
+        "intermediate.int_plays_sessionized_even_users": "play_id",
+        "intermediate.int_plays_sessionized_odd_users": "play_id",
+        "intermediate.int_play_histories_counted": "play_id",
+        "intermediate.int_user_days_engagement": "user_id",
+    }
+
+    def rows_before_the_day() -> dict[str, pd.DataFrame]:
+        with db.connect(DATABASE) as conn:
+            return {table: db.read_sql(conn, f"""
+                select {key} as key, user_id, session_date, ctid::text as place from {table}
+                where session_date < %s""", (day,)) for table, key in tables.items()}
+
+    with db.connect(DATABASE) as conn:
+        crossing = set(db.read_sql(conn, """
+            select distinct user_id from intermediate.int_plays_sessionized
+            where session_date < %s and ended_at >= %s""",
+                                   (day, pd.Timestamp(day) - pd.Timedelta(minutes=30)))["user_id"])
+    before = rows_before_the_day()
+    holdback.restore(DATABASE)
+    wh.build(everything=False)
+    after = rows_before_the_day()
+    assert crossing
+    for table in tables:
+        matched = before[table].merge(after[table], how="left", indicator=True)
+        rewritten = matched[matched["_merge"] == "left_only"]
+        assert set(rewritten["user_id"]) <= crossing, table
+        on_eve = matched[matched["session_date"] == eve]
+        assert set(on_eve.loc[on_eve["_merge"] == "left_only", "key"]) == set(
+            on_eve.loc[on_eve["user_id"].isin(crossing), "key"]), table
+        assert (on_eve["_merge"] == "both").any(), table
+
+
 def test_after_a_daily_run_data_tests_read_only_the_rebuilt_days(warehouse_built):
     """After a plain run the data tests of an incremental model and of raw.listening_events
     read only the days that build rebuilt (macros/default__get_where_subquery.sql): a bad
