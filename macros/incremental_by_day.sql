@@ -3,7 +3,7 @@
     (macros/incremental_window_start.sql). `days_before`: how many days before a changed
     day the model's rebuild may have to start (a session-keyed model: a changed play belongs
     to a session that started up to session_history_days() earlier; the rebuild starts at
-    the earliest such session, incremental_session_start_day). `lookback_where` limits the
+    the earliest such session, incremental_session_reach). `lookback_where` limits the
     rows whose newest day starts the late-event lookback.
 
     The pre-hook clears every day from the first rebuilt day on (a day whose rows were all
@@ -30,7 +30,7 @@
 
     `own_sessions`: the model holds sessions itself (the parts of int_plays_sessionized), so
     its first rebuilt day looks for the earliest session a change touches in its own rows
-    (incremental_session_start_day). -#}
+    (incremental_session_reach). -#}
 {% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none,
                             history=none, indexed=none, own_sessions=false) %}
     {%- set change_driven = {

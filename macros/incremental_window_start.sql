@@ -7,7 +7,7 @@
       dimension table, or a batch without dated rows) touches every day;
     - for a session-keyed model (`rebuild_days_before` above 0, see incremental_by_day): the
       start day of the earliest session that can reach that day, up to that many days
-      before it (incremental_session_start_day);
+      before it (incremental_session_reach);
     - or, if earlier and var incremental_lookback_days is not 0 (the default), that many
       days before the newest day already built (rows written without a registry entry;
       nothing depends on it being right).
@@ -72,7 +72,7 @@
 {#- What an incremental run rebuilds, as a dict: `first_day`, the first rebuilt day
     ('YYYY-MM-DD', none when nothing is to be rebuilt; above); `full_day`, the day from which
     every row is rebuilt; `users`, the user_ids whose rows are rebuilt from `first_day` on
-    (sessions across `full_day`, incremental_session_users; empty when `first_day` is
+    (sessions across `full_day`, incremental_session_reach; empty when `first_day` is
     `full_day`). Not on Spark, whose runs overwrite whole day partitions, nor when the
     rebuild reaches the table's oldest day (`rebuild_oldest_column`, else the day column),
     which then is rebuilt whole (incremental_clear_days' truncate). -#}
@@ -126,22 +126,22 @@
     {%- set newest_built -%}
         (select max({{ day_column }}) from {{ this }}{{ ' where ' ~ where if where }})
     {%- endset -%}
-    {%- set first_day = incremental_session_start_day(first_changed, days_before) -%}
+    {%- set reach = incremental_session_reach(first_changed, days_before) -%}
+    {%- set first_day = reach['first_day'] -%}
     {%- set full_day = first_changed -%}
     {%- if var('incremental_lookback_days') > 0 -%}
         {%- set lookback = dbt.dateadd('day', -var('incremental_lookback_days'), newest_built) -%}
         {%- set first_day = 'least(' ~ first_day ~ ', ' ~ lookback ~ ')' -%}
         {%- set full_day = 'least(' ~ full_day ~ ', ' ~ lookback ~ ')' -%}
     {%- endif -%}
-    {%- set users = incremental_session_users(first_changed, days_before)
-                    if target.type != 'spark' else none -%}
     {%- set query -%}
         select
             cast({{ first_day }} as {{ dbt.type_string() }}) as first_day,
             (select count(*) from (select 1 as one from {{ this }} limit 1) as probe) as row_count,
             {{ built_since }} as built_since,
             cast({{ full_day }} as {{ dbt.type_string() }}) as full_day,
-            {{ users or 'cast(null as ' ~ dbt.type_string() ~ ')' }} as users
+            reach.users
+        from ({{ reach['query'] }}) as reach
     {%- endset -%}
     {%- set result = run_query(query).rows[0] -%}
     {%- if result[1] == 0 or result[2] == -2 -%}
@@ -149,7 +149,7 @@
     {%- endif -%}
     {%- set first_day = result[0][:10] if result[0] else none -%}
     {%- set full_day = result[3][:10] if result[3] else none -%}
-    {%- if first_day is none or first_day == full_day or not result[4]
+    {%- if first_day is none or first_day == full_day or not result[4] or target.type == 'spark'
             or incremental_reaches_oldest(
                 first_day, config.get('rebuild_oldest_column') or day_column) -%}
         {{ return({'first_day': first_day, 'full_day': first_day, 'users': []}) }}
@@ -159,64 +159,54 @@
 {% endmacro %}
 
 
-{#- A session-keyed model's first rebuilt day for a change from `first_changed` (SQL date) on:
-    the start day of the earliest session, no more than `days_before` days earlier, whose
-    plays end no more than session_gap_minutes before that day begins, or `first_changed`
-    itself. Plays that start on or after that day can join only such a session (a play joins
-    the session whose latest end is within the gap of its start), and a session that lost
-    plays from that day on keeps its earlier plays, its start and that latest end: so every
-    session a change can touch starts on or after this day, before the change is built
-    (each part of int_plays_sessionized reads its own rows: `rebuild_own_sessions`; reading
-    the other's, which it holds locked while it is rebuilt, deadlocked the two) and after
-    (the models downstream read its new rows). Usually one day before the change (sessions
-    across midnight), not `days_before`. Without the sessions table (not built yet):
-    `days_before` before. A model keyed on the play's day (`days_before` 0):
-    `first_changed`, with no query. -#}
-{% macro incremental_session_start_day(first_changed, days_before) %}
-    {%- if days_before == 0 -%}{{ return(first_changed) }}{%- endif -%}
-    {%- set fallback = dbt.dateadd('day', -days_before, first_changed) -%}
+{#- What a change from `first_changed` (SQL date) on reaches of a session-keyed model's earlier
+    sessions, as a dict: `query`, a one-row select of `users` (the user_ids of those sessions,
+    joined by commas; null for none) and `first_day` (their earliest start day, null for
+    none), both from one read of the sessions; `first_day`, the model's first rebuilt day as
+    a SQL expression over that row (`reach.first_day`).
+
+    The sessions: those that started no more than `days_before` days earlier and whose plays
+    end no more than session_gap_minutes before that day begins. Plays that start on or after
+    that day can join only such a session (a play joins the session whose latest end is
+    within the gap of its start), and a session that lost plays from that day on keeps its
+    earlier plays, its start and that latest end: so every session a change can touch starts
+    on or after their first day (else `first_changed` itself), and belongs to one of their
+    users or starts on or after `first_changed`, before the change is built (each part of
+    int_plays_sessionized reads its own rows: `rebuild_own_sessions`; reading the other's,
+    which it holds locked while it is rebuilt, deadlocked the two) and after (the models
+    downstream read its new rows). Usually one day before the change (sessions across
+    midnight), not `days_before`. Without the sessions table (not built yet): no users,
+    `days_before` before. A model keyed on the play's day (`days_before` 0): no users,
+    `first_changed`, with no read. -#}
+{% macro incremental_session_reach(first_changed, days_before) %}
+    {%- set nothing = 'select cast(null as date) as first_day, cast(null as '
+                      ~ dbt.type_string() ~ ') as users' -%}
+    {%- if days_before == 0 -%}
+        {{ return({'query': nothing, 'first_day': first_changed}) }}
+    {%- endif -%}
     {%- set sessions = this if config.get('rebuild_own_sessions')
                        else model_relation('int_plays_sessionized') -%}
-    {%- if sessions is none -%}{{ return(fallback) }}{%- endif -%}
+    {%- if sessions is none -%}
+        {{ return({'query': nothing,
+                   'first_day': dbt.dateadd('day', -days_before, first_changed)}) }}
+    {%- endif -%}
     {%- set day_start = 'cast(' ~ first_changed ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
     {%- set query -%}
-        coalesce(
-            (
-                select min(session_date) from {{ sessions }}
-                where
-                    session_date >= {{ fallback }}
-                    and session_date < {{ first_changed }}
-                    and ended_at
-                    >= {{ add_milliseconds(day_start, -var('session_gap_minutes') * 60000) }}
-            ),
-            {{ first_changed }}
-        )
+        select
+            min(first_day) as first_day,
+            {{ dbt.listagg('cast(user_id as ' ~ dbt.type_string() ~ ')', "','") }} as users
+        from (
+            select
+                user_id,
+                min(session_date) as first_day
+            from {{ sessions }}
+            where
+                session_date >= {{ dbt.dateadd('day', -days_before, first_changed) }}
+                and session_date < {{ first_changed }}
+                and ended_at
+                >= {{ add_milliseconds(day_start, -var('session_gap_minutes') * 60000) }}
+            group by user_id
+        ) as reaching
     {%- endset -%}
-    {{ return(query) }}
-{% endmacro %}
-
-
-{#- The users (a SQL expression: their user_ids joined by commas, null for none) with a
-    session that incremental_session_start_day finds for `first_changed`: the users whose
-    rows before that day are rebuilt (incremental_rebuilt_where). None when the model is not
-    session-keyed or the sessions table is not built (every user's rows are then rebuilt). -#}
-{% macro incremental_session_users(first_changed, days_before) %}
-    {%- set sessions = this if config.get('rebuild_own_sessions')
-                       else model_relation('int_plays_sessionized') -%}
-    {%- if days_before == 0 or sessions is none -%}{{ return(none) }}{%- endif -%}
-    {%- set day_start = 'cast(' ~ first_changed ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
-    {%- set query -%}
-        (
-            select {{ dbt.listagg('cast(user_id as ' ~ dbt.type_string() ~ ')', "','") }}
-            from (
-                select distinct user_id from {{ sessions }}
-                where
-                    session_date >= {{ dbt.dateadd('day', -days_before, first_changed) }}
-                    and session_date < {{ first_changed }}
-                    and ended_at
-                    >= {{ add_milliseconds(day_start, -var('session_gap_minutes') * 60000) }}
-            ) as spanning
-        )
-    {%- endset -%}
-    {{ return(query) }}
+    {{ return({'query': query, 'first_day': 'coalesce(reach.first_day, ' ~ first_changed ~ ')'}) }}
 {% endmacro %}
