@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -520,13 +521,29 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
     assert not off, f"new day's rows (table.column, actual, estimated): {off}"
 
 
+def _scope_reads(log: Path) -> dict[str, int]:
+    """Per model, the reads of its rebuild scope (the query of incremental_scope_read) in the
+    latest dbt invocation of the debug log (dbt rotates it at 10 MB, so the one before too)."""
+    rotated = log.with_name(log.name + ".1")
+    text = "".join(f.read_text(errors="replace") for f in (rotated, log) if f.exists())
+    text = text[text.rindex("Running with dbt"):]
+    reads: dict[str, int] = {}
+    for statement in re.split(r"\n\S* ?\d\d:\d\d:\d\d\.\d+ \[debug\] ", text):
+        model = re.match(r"\[[^\]]*\]: On model\.\w+\.(\w+): /\*", statement)
+        if model and " as built_since" in statement:
+            reads[model.group(1)] = reads.get(model.group(1), 0) + 1
+    return reads
+
+
 def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight(
         warehouse_built):
     """Of the days before a returning day, a plain run rewrites only the rows of the users
     with a session that reaches it (docs/incremental.md, "Which days are rebuilt"):
     rows of every other user keep their place in the table (ctid), those users' rows of the
     day before are all rewritten. Checked on the play tables and a user x day table; every
-    day of the fixture has a session across midnight, so both sets are non-empty."""
+    day of the fixture has a session across midnight, so both sets are non-empty. The run
+    reads each model's scope at most twice, once for its query and once for its hooks
+    ("What finding the scope costs"; int_play_histories_counted asks for it 8 times)."""
     wh, _ = warehouse_built
     wh.build()
     first, _ = wh.day_range()
@@ -557,6 +574,9 @@ def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight
     holdback.restore(DATABASE)
     wh.build(everything=False)
     after = rows_before_the_day()
+    reads = _scope_reads(wh.work / "logs" / "dbt.log")
+    assert reads.get("int_play_histories_counted", 0) >= 1, reads
+    assert max(reads.values()) <= 2, reads
     assert crossing
     for table in tables:
         matched = before[table].merge(after[table], how="left", indicator=True)
