@@ -543,7 +543,7 @@ def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight
     day before are all rewritten. Checked on the play tables and a user x day table; every
     day of the fixture has a session across midnight, so both sets are non-empty. The run
     reads each model's scope at most twice, once for its query and once for its hooks
-    ("What finding the scope costs"; int_play_histories_counted asks for it 8 times)."""
+    ("What finding the scope costs"; int_play_histories_counted asks for it 10 times)."""
     wh, _ = warehouse_built
     wh.build()
     first, _ = wh.day_range()
