@@ -47,8 +47,9 @@
 {% macro incremental_reaches_oldest(first_day, column) %}
     {%- set memo = 'incremental_oldest ' ~ column -%}
     {%- if memo not in model -%}
-        {%- do model.update({memo: run_query('select cast(min(' ~ column ~ ') as '
-                                             ~ dbt.type_string() ~ ') from ' ~ this).rows[0][0]}) -%}
+        {%- set query = 'select cast(min(' ~ column ~ ') as ' ~ dbt.type_string() ~ ') from '
+                        ~ this -%}
+        {%- do model.update({memo: run_query(query).rows[0][0]}) -%}
     {%- endif -%}
     {%- set oldest = model[memo] -%}
     {{ return(oldest is none or first_day <= oldest[:10]) }}

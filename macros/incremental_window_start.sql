@@ -79,8 +79,9 @@
 
     Read once per rendering context (the model's compile, then its hooks'), kept in the
     context's `model` dict: a model asks for it at every read of a rebuilt relation
-    (int_play_histories_counted 10 times a run), and each read of the registry and the sessions cost 0.2-0.5 s of the daily run.
-    The hooks' pre-hook reads it before its delete runs, so both see the same table. -#}
+    (int_play_histories_counted 10 times a run), and each read of the registry and the
+    sessions cost 0.2-0.5 s of the daily run. The hooks' pre-hook reads it before its
+    delete runs, so both see the same table. -#}
 {% macro incremental_rebuild_scope() %}
     {%- if not execute -%}
         {{ return(incremental_scope_read()) }}
