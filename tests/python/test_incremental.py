@@ -43,7 +43,7 @@ INCREMENTAL = {
                      "int_context_runs",
                      "int_play_skips_counted", "int_play_histories_counted",
                      "int_user_artists_summarised", "int_user_runs_summarised",
-                     "int_user_temporal_patterns"],
+                     "int_user_temporal_patterns", "int_user_genre_diversity"],
     "marts": ["fct_sessions", "fct_playlist_runs", "fct_session_training", "fct_dau_mau"],
 }
 INCREMENTAL_TABLES = [f"{schema}.{name}" for schema, names in INCREMENTAL.items()

@@ -1,15 +1,63 @@
 {#- One row per user with a play on or before the as-of day: diversity of genres and
     artists, from the per-(user, artist) state (incremental by key) and the user x genre x
-    day table, so a daily run sums those, not every user x track x day. A track's genre is
-    its artist's primary genre, so artists nest in genres.
+    day table, so a run sums those, not every user x track x day. A track's genre is its
+    artist's primary genre, so artists nest in genres.
     Exploration: a play is exploratory when it is the user's first play of its artist (or
     genre), so the number of exploratory plays is the number of distinct artists (genres)
-    whose first play falls in the period. -#}
-{{ config(materialized='table', pre_hook="{{ planner_without_nested_loops() }}") }}
+    whose first play falls in the period.
+
+    Incremental by key (incremental_by_key): a run recomputes only the users with a play on
+    a rebuilt day or whose newest play was on one, and the users whose 28-day counts move
+    with the as-of day: those with a play on a day that left (or re-entered) the 28 days
+    since the as-of day of the build before, the newest last_played_date it stored (the
+    newest day of data then). Every other user's row depends on nothing that changed. -#}
+{{ config(**incremental_by_key(['user_id'], 'first_played_date', 'last_played_date',
+                               days_before=session_history_days(),
+                               as_of_var='features_as_of_date')) }}
+{#- dbt appends the hooks of each config call -#}
+{{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
+{%- set as_of_date = feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') -%}
+{%- set changed_keys = incremental_changed_keys(
+    ['user_id'], 'last_played_date', ref('int_user_days_engagement'), 'session_date'
+) %}
+{%- if changed_keys %}
+    {%- set changed_keys -%}
+        {{ changed_keys }}
+        union
+        select user_days.user_id
+        from {{ ref('int_user_days_engagement') }} as user_days
+        cross join (
+            select
+                max(last_played_date) as built_as_of_date,
+                {{ as_of_date }} as as_of_date
+            from {{ this }}
+        ) as as_of_dates
+        where
+            user_days.session_date > {{ dbt.dateadd(
+                'day', -28, 'least(as_of_dates.built_as_of_date, as_of_dates.as_of_date)') }}
+            and user_days.session_date <= {{ dbt.dateadd(
+                'day', -28, 'greatest(as_of_dates.built_as_of_date, as_of_dates.as_of_date)') }}
+    {%- endset %}
+{%- endif %}
+{%- set feature_columns = [
+    'first_played_date', 'last_played_date', 'genre_count', 'genre_entropy',
+    'genre_entropy_normalised', 'top_genre_play_share', 'artist_count', 'top_artist_play_share',
+    'artist_hhi', 'distinct_track_count', 'track_repeat_rate', 'artist_exploration_ratio',
+    'genre_exploration_ratio', 'artist_exploration_ratio_28d', 'genre_exploration_ratio_28d'
+] -%}
+
+{#- the changed users are read once, by the three inputs' filters and the final join -#}
+{%- set changed_users = 'select user_id from changed_users' if changed_keys else none %}
 
 with as_of as (
-    select {{ feature_as_of_date(ref('int_user_track_days_aggregated'), 'session_date') }} as as_of_date
+    select {{ as_of_date }} as as_of_date
 ),
+{%- if changed_keys %}
+
+    changed_users as (
+        {{ changed_keys }}
+    ),
+{%- endif %}
 
 -- per (user, artist) state, summed up to the as-of day, for the per-user sums
 user_artists as (
@@ -18,9 +66,11 @@ user_artists as (
         artist_id,
         genre,
         first_played_date,
+        last_played_date,
         play_count,
         track_count
-    from {{ ref('int_user_artists_summarised') }}
+    from {{ ref('int_user_artists_summarised') }} as user_artists
+    {{ incremental_changed_keys_filter(changed_users, ['user_id'], 'user_artists') }}
 ),
 
 -- the per-(user, genre) sums from the genre days: half the rows of the artist state, which a
@@ -31,7 +81,8 @@ user_genre_days as (
         genre,
         session_date,
         play_count
-    from {{ ref('int_user_genre_days_aggregated') }}
+    from {{ ref('int_user_genre_days_aggregated') }} as user_genre_days
+    {{ incremental_changed_keys_filter(changed_users, ['user_id'], 'user_genre_days') }}
 ),
 
 user_genre_days_in_scope as (
@@ -46,7 +97,8 @@ user_days as (
         user_id,
         session_date,
         play_count
-    from {{ ref('int_user_days_engagement') }}
+    from {{ ref('int_user_days_engagement') }} as user_days
+    {{ incremental_changed_keys_filter(changed_users, ['user_id'], 'user_days') }}
 ),
 
 recent_plays as (
@@ -64,6 +116,8 @@ recent_plays as (
 artists_summarised as (
     select
         user_artists.user_id,
+        min(user_artists.first_played_date) as first_played_date,
+        max(user_artists.last_played_date) as last_played_date,
         sum(user_artists.play_count) as play_count,
         sum(user_artists.track_count) as distinct_track_count,
         count(*) as artist_count,
@@ -130,6 +184,8 @@ user_totals as (
 features as (
     select
         user_totals.user_id,
+        artists_summarised.first_played_date,
+        artists_summarised.last_played_date,
         genres_summarised.genre_count,
         genres_summarised.genre_entropy,
         -- evenly spread plays give exactly 1 in theory and 1 + 2e-16 in floating point
@@ -164,6 +220,11 @@ features as (
         on user_totals.user_id = artists_summarised.user_id
     inner join genres_summarised
         on user_totals.user_id = genres_summarised.user_id
+),
+
+-- incremental: every changed user, one with no play left with a null last day
+final as (
+    {{ incremental_keyed_rows(changed_users, ['user_id'], feature_columns, 'features') }}
 )
 
-select * from features
+select * from final
