@@ -122,9 +122,9 @@ period_numbers as (
 ),
 
 -- distinct (the rows are unique already): a subquery PostgreSQL cannot flatten, so the few
--- thousand (cohort, period) pairs are found first and each member joins its cohort's. Flattened,
--- every member met every candidate period before the filter (30M pairs for 0.8M kept at 1M
--- sessions, half of the model's time).
+-- thousand (cohort, period) pairs are found first and each (tier, country) group joins its
+-- cohort's. Flattened, every member met every candidate period before the filter (30M pairs
+-- for 0.8M kept at 1M sessions, half of the model's time).
 observed_periods as (
     select distinct
         cohort_bounds.cohort_grain,
@@ -157,6 +157,8 @@ period_lengths as (
     from period_units
 ),
 
+-- each user's active periods; of the days, only the day numbers reported (every other day
+-- would be counted and dropped: most of the user days at 1M sessions)
 user_periods_active as (
     select distinct
         user_days.user_id,
@@ -167,60 +169,159 @@ user_periods_active as (
         ) as {{ dbt.type_int() }}) as period_number
     from user_days
     cross join period_lengths
+    where
+        period_lengths.period_unit != 'day'
+        or user_days.days_since_signup in ({{ day_numbers | join(', ') }})
 ),
 
-member_periods as (
+-- counted per (cohort, tier, country) and period, never per member and period: the members
+-- of a group, those active in each period, and those last active in each period (the ones
+-- active on or after period n are those last active in n or later)
+member_groups as (
     select
-        members.user_id,
+        cohort_grain,
+        period_unit,
+        period_length_days,
+        cohort_start_date,
+        tier,
+        country_code,
+        count(*) as cohort_user_count
+    from members
+    group by
+        cohort_grain,
+        period_unit,
+        period_length_days,
+        cohort_start_date,
+        tier,
+        country_code
+),
+
+member_last_periods as (
+    select
+        cohort_grain,
+        period_unit,
+        cohort_start_date,
+        tier,
+        country_code,
+        cast(
+            floor(cast(last_active_day as {{ dbt.type_float() }}) / period_length_days)
+            as {{ dbt.type_int() }}
+        ) as last_active_period_number,
+        count(*) as user_count
+    from members
+    where last_active_day is not null
+    group by
+        cohort_grain,
+        period_unit,
+        cohort_start_date,
+        tier,
+        country_code,
+        cast(
+            floor(cast(last_active_day as {{ dbt.type_float() }}) / period_length_days)
+            as {{ dbt.type_int() }}
+        )
+),
+
+active_counts as (
+    select
+        members.cohort_grain,
+        members.period_unit,
+        members.cohort_start_date,
         members.tier,
         members.country_code,
+        user_periods_active.period_number,
+        count(*) as active_user_count
+    from user_periods_active
+    inner join members
+        on
+            user_periods_active.user_id = members.user_id
+            and user_periods_active.period_unit = members.period_unit
+    group by
+        members.cohort_grain,
+        members.period_unit,
+        members.cohort_start_date,
+        members.tier,
+        members.country_code,
+        user_periods_active.period_number
+),
+
+group_periods as (
+    select
         observed_periods.cohort_grain,
         observed_periods.cohort_start_date,
+        member_groups.tier,
+        member_groups.country_code,
         observed_periods.period_unit,
         observed_periods.period_length_days,
         observed_periods.period_number,
-        user_periods_active.user_id is not null as is_active,
-        coalesce(
-            floor(cast(members.last_active_day as {{ dbt.type_float() }}) / members.period_length_days)
-            >= observed_periods.period_number,
-            false
-        ) as is_active_on_or_after
-    from members
-    inner join observed_periods
+        member_groups.cohort_user_count
+    from observed_periods
+    inner join member_groups
         on
-            members.cohort_grain = observed_periods.cohort_grain
-            and members.period_unit = observed_periods.period_unit
-            and members.cohort_start_date = observed_periods.cohort_start_date
-    left join user_periods_active
-        on
-            members.user_id = user_periods_active.user_id
-            and observed_periods.period_unit = user_periods_active.period_unit
-            and observed_periods.period_number = user_periods_active.period_number
+            observed_periods.cohort_grain = member_groups.cohort_grain
+            and observed_periods.period_unit = member_groups.period_unit
+            and observed_periods.cohort_start_date = member_groups.cohort_start_date
 ),
 
--- counted once per (tier, country), then summed per segment: the segments repeat counts,
--- not members
+on_or_after_counts as (
+    select
+        group_periods.cohort_grain,
+        group_periods.period_unit,
+        group_periods.cohort_start_date,
+        group_periods.tier,
+        group_periods.country_code,
+        group_periods.period_number,
+        sum(member_last_periods.user_count) as active_on_or_after_user_count
+    from group_periods
+    inner join member_last_periods
+        on
+            group_periods.cohort_grain = member_last_periods.cohort_grain
+            and group_periods.period_unit = member_last_periods.period_unit
+            and group_periods.cohort_start_date = member_last_periods.cohort_start_date
+            and group_periods.tier = member_last_periods.tier
+            and group_periods.country_code = member_last_periods.country_code
+            and group_periods.period_number <= member_last_periods.last_active_period_number
+    group by
+        group_periods.cohort_grain,
+        group_periods.period_unit,
+        group_periods.cohort_start_date,
+        group_periods.tier,
+        group_periods.country_code,
+        group_periods.period_number
+),
+
+-- one row per (tier, country), then summed per segment: the segments repeat counts, not
+-- members
 tier_country_counts as (
     select
-        cohort_grain,
-        cohort_start_date,
-        tier,
-        country_code,
-        period_unit,
-        period_length_days,
-        period_number,
-        count(*) as cohort_user_count,
-        sum(case when is_active then 1 else 0 end) as active_user_count,
-        sum(case when is_active_on_or_after then 1 else 0 end) as active_on_or_after_user_count
-    from member_periods
-    group by
-        cohort_grain,
-        cohort_start_date,
-        tier,
-        country_code,
-        period_unit,
-        period_length_days,
-        period_number
+        group_periods.cohort_grain,
+        group_periods.cohort_start_date,
+        group_periods.tier,
+        group_periods.country_code,
+        group_periods.period_unit,
+        group_periods.period_length_days,
+        group_periods.period_number,
+        group_periods.cohort_user_count,
+        coalesce(active_counts.active_user_count, 0) as active_user_count,
+        coalesce(on_or_after_counts.active_on_or_after_user_count, 0)
+            as active_on_or_after_user_count
+    from group_periods
+    left join active_counts
+        on
+            group_periods.cohort_grain = active_counts.cohort_grain
+            and group_periods.period_unit = active_counts.period_unit
+            and group_periods.cohort_start_date = active_counts.cohort_start_date
+            and group_periods.tier = active_counts.tier
+            and group_periods.country_code = active_counts.country_code
+            and group_periods.period_number = active_counts.period_number
+    left join on_or_after_counts
+        on
+            group_periods.cohort_grain = on_or_after_counts.cohort_grain
+            and group_periods.period_unit = on_or_after_counts.period_unit
+            and group_periods.cohort_start_date = on_or_after_counts.cohort_start_date
+            and group_periods.tier = on_or_after_counts.tier
+            and group_periods.country_code = on_or_after_counts.country_code
+            and group_periods.period_number = on_or_after_counts.period_number
 ),
 
 segmented as (
