@@ -21,22 +21,16 @@
     ['user_id'], 'last_played_date', ref('int_user_days_engagement'), 'session_date'
 ) %}
 {%- if changed_keys %}
+    {%- set built_as_of_date = '(select max(last_played_date) from ' ~ this ~ ')' -%}
     {%- set changed_keys -%}
         {{ changed_keys }}
         union
-        select user_days.user_id
-        from {{ ref('int_user_days_engagement') }} as user_days
-        cross join (
-            select
-                max(last_played_date) as built_as_of_date,
-                {{ as_of_date }} as as_of_date
-            from {{ this }}
-        ) as as_of_dates
+        select user_id
+        from {{ ref('int_user_days_engagement') }}
         where
-            user_days.session_date > {{ dbt.dateadd(
-                'day', -28, 'least(as_of_dates.built_as_of_date, as_of_dates.as_of_date)') }}
-            and user_days.session_date <= {{ dbt.dateadd(
-                'day', -28, 'greatest(as_of_dates.built_as_of_date, as_of_dates.as_of_date)') }}
+            session_date > {{ dbt.dateadd('day', -28, 'least(' ~ built_as_of_date ~ ', ' ~ as_of_date ~ ')') }}
+            and session_date <= {{ dbt.dateadd(
+                'day', -28, 'greatest(' ~ built_as_of_date ~ ', ' ~ as_of_date ~ ')') }}
     {%- endset %}
 {%- endif %}
 {%- set feature_columns = [
@@ -69,7 +63,12 @@ user_artists as (
         last_played_date,
         play_count,
         track_count
-    from {{ ref('int_user_artists_summarised') }} as user_artists
+    from {{ ref('int_user_artists_summarised') }}
+),
+
+changed_user_artists as (
+    select user_artists.*
+    from user_artists
     {{ incremental_changed_keys_filter(changed_users, ['user_id'], 'user_artists') }}
 ),
 
@@ -81,15 +80,20 @@ user_genre_days as (
         genre,
         session_date,
         play_count
-    from {{ ref('int_user_genre_days_aggregated') }} as user_genre_days
+    from {{ ref('int_user_genre_days_aggregated') }}
+),
+
+changed_user_genre_days as (
+    select user_genre_days.*
+    from user_genre_days
     {{ incremental_changed_keys_filter(changed_users, ['user_id'], 'user_genre_days') }}
 ),
 
 user_genre_days_in_scope as (
-    select user_genre_days.*
-    from user_genre_days
+    select changed_user_genre_days.*
+    from changed_user_genre_days
     cross join as_of
-    where user_genre_days.session_date <= as_of.as_of_date
+    where changed_user_genre_days.session_date <= as_of.as_of_date
 ),
 
 user_days as (
@@ -97,44 +101,51 @@ user_days as (
         user_id,
         session_date,
         play_count
-    from {{ ref('int_user_days_engagement') }} as user_days
+    from {{ ref('int_user_days_engagement') }}
+),
+
+changed_user_days as (
+    select user_days.*
+    from user_days
     {{ incremental_changed_keys_filter(changed_users, ['user_id'], 'user_days') }}
 ),
 
 recent_plays as (
     select
-        user_days.user_id,
-        sum(user_days.play_count) as play_count_last_28d
-    from user_days
+        changed_user_days.user_id,
+        sum(changed_user_days.play_count) as play_count_last_28d
+    from changed_user_days
     cross join as_of
     where
-        user_days.session_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
-        and user_days.session_date <= as_of.as_of_date
-    group by user_days.user_id
+        changed_user_days.session_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
+        and changed_user_days.session_date <= as_of.as_of_date
+    group by changed_user_days.user_id
 ),
 
 artists_summarised as (
     select
-        user_artists.user_id,
-        min(user_artists.first_played_date) as first_played_date,
-        max(user_artists.last_played_date) as last_played_date,
-        sum(user_artists.play_count) as play_count,
-        sum(user_artists.track_count) as distinct_track_count,
+        changed_user_artists.user_id,
+        min(changed_user_artists.first_played_date) as first_played_date,
+        max(changed_user_artists.last_played_date) as last_played_date,
+        sum(changed_user_artists.play_count) as play_count,
+        sum(changed_user_artists.track_count) as distinct_track_count,
         count(*) as artist_count,
-        max(user_artists.play_count) as top_artist_play_count,
+        max(changed_user_artists.play_count) as top_artist_play_count,
         sum(
-            cast(user_artists.play_count as {{ dbt.type_float() }}) * user_artists.play_count
+            cast(changed_user_artists.play_count as {{ dbt.type_float() }}) * changed_user_artists.play_count
         ) as artist_play_count_square_sum,
         sum(
             case
-                when user_artists.first_played_date > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
+                when
+                    changed_user_artists.first_played_date
+                    > {{ dbt.dateadd('day', -28, 'as_of.as_of_date') }}
                     then 1
                 else 0
             end
         ) as new_artist_count_last_28d
-    from user_artists
+    from changed_user_artists
     cross join as_of
-    group by user_artists.user_id
+    group by changed_user_artists.user_id
 ),
 
 genres as (
