@@ -84,7 +84,14 @@ members as (
             when 'week' then {{ dbt.date_trunc('week', 'users_observed.signed_up_at') }}
             else {{ dbt.date_trunc('month', 'users_observed.signed_up_at') }}
         end as date) as cohort_start_date,
-        user_last_days.last_active_day
+        -- null: never active
+        cast(
+            floor(
+                cast(user_last_days.last_active_day as {{ dbt.type_float() }})
+                / period_units.period_length_days
+            )
+            as {{ dbt.type_int() }}
+        ) as last_active_period_number
     from users_observed
     cross join period_units
     left join user_last_days
@@ -203,23 +210,17 @@ member_last_periods as (
         cohort_start_date,
         tier,
         country_code,
-        cast(
-            floor(cast(last_active_day as {{ dbt.type_float() }}) / period_length_days)
-            as {{ dbt.type_int() }}
-        ) as last_active_period_number,
+        last_active_period_number,
         count(*) as user_count
     from members
-    where last_active_day is not null
+    where last_active_period_number is not null
     group by
         cohort_grain,
         period_unit,
         cohort_start_date,
         tier,
         country_code,
-        cast(
-            floor(cast(last_active_day as {{ dbt.type_float() }}) / period_length_days)
-            as {{ dbt.type_int() }}
-        )
+        last_active_period_number
 ),
 
 active_counts as (
