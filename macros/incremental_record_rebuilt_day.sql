@@ -2,10 +2,7 @@
     the pre-hook before it clears the days; data tests of incremental models test only the
     days from there on (get_where_subquery). -#}
 {% macro incremental_record_rebuilt_day(first_day) -%}
-    insert into {{ incremental_state_relation() }}
-    select
-        'rebuilt {{ incremental_watermark_name() }}',
-        cast(null as {{ dbt.type_bigint() }}),
-        {{ dbt.current_timestamp() }},
-        cast('{{ first_day or "9999-12-31" }}' as date)
+    {{ incremental_state_insert("'rebuilt " ~ incremental_watermark_name() ~ "'",
+                                'cast(null as ' ~ dbt.type_bigint() ~ ')',
+                                "cast('" ~ (first_day or '9999-12-31') ~ "' as date)") }}
 {%- endmacro %}

@@ -10,16 +10,14 @@
             change_id {{ dbt.type_bigint() }},
             recorded_at {{ dbt.type_timestamp() }},
             first_rebuilt_day date
-        ){{ ' using parquet' if target.type == 'spark' }}
+        ){{ ' using parquet partitioned by (watermark_name)' if target.type == 'spark' }}
     {%- endcall -%}
+    {%- set bound -%}
+        {% if changes is none %}cast(-1 as {{ dbt.type_bigint() }}){% else %}
+        coalesce((select max(change_id) from {{ changes }}), -1){% endif %}
+    {%- endset -%}
     {%- call statement('incremental_run_bound') -%}
-        insert into {{ state }}
-        select
-            'run {{ invocation_id }}',
-            {% if changes is none %}cast(-1 as {{ dbt.type_bigint() }}){% else %}
-            coalesce((select max(change_id) from {{ changes }}), -1){% endif %},
-            {{ dbt.current_timestamp() }},
-            cast(null as date)
+        {{ incremental_state_insert("'run " ~ invocation_id ~ "'", bound, 'cast(null as date)') }}
     {%- endcall -%}
     {%- if target.type != 'spark' -%}{%- do adapter.commit() -%}{%- endif -%}
     {{ return('') }}
