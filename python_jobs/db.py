@@ -151,12 +151,14 @@ def _disk_full_message(settings: config.Settings) -> str:
             "target/) and rerun")
 
 
-def execute(conn: Warehouse, statement: str, params: tuple | dict | None = None) -> None:
+def execute(conn: Warehouse, statement: str, params: tuple | dict | None = None) -> int:
+    """Run one statement; the rows it affected (PostgreSQL's count, -1 on Spark)."""
     if is_spark(conn):
         _spark_sql(conn, statement, params).collect()
-        return
+        return -1
     with conn.cursor() as cur:
         cur.execute(statement, params)
+        return cur.rowcount
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:

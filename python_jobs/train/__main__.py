@@ -65,7 +65,8 @@ def train_one(conn: db.Warehouse, name: str, train_settings: settings.TrainSetti
                           if k in outcome["info"]}}
     run = store.run_row(stamp, outcome, run_config, module.SOURCE.table, peak_rss_mb())
     store.append(conn, "model_runs", run, {})
-    outcome.update({"stamp": stamp, "prediction_rows": predictions})
+    pruned = store.prune_predictions(conn, name, train_settings.prediction_runs_kept)
+    outcome.update({"stamp": stamp, "prediction_rows": predictions, "pruned_rows": pruned})
     return outcome
 
 
@@ -83,7 +84,9 @@ def summary(name: str, outcome: dict) -> str:
              f"   train {window.train_start}..{window.train_end}: {info['train_rows']:,} rows "
              f"of {info['train_population_rows']:,} ({info['sample_method']})",
              f"   test  {window.test_start}..{window.test_end}: {info['test_rows']:,} rows "
-             "(held-out days, every row scored)"]
+             "(held-out days, every row scored)",
+             *([f"   held-out predictions of older runs removed: {outcome['pruned_rows']:,} "
+                "rows (prediction_runs_kept)"] if outcome.get("pruned_rows", 0) > 0 else [])]
     metrics = outcome["metrics"]
     wide = metrics.pivot_table(index="metric", columns="split", values="value", sort=False)
     lines.append("   metric                      " + "".join(f"{c:>14}" for c in wide.columns))

@@ -50,6 +50,7 @@ class TrainSettings:
     test_days: int
     split_date: str | None
     chunk_rows: int
+    prediction_runs_kept: int | None
     skip: SkipSettings
     duration: DurationSettings
 
@@ -104,10 +105,14 @@ def from_dict(raw: dict[str, Any]) -> TrainSettings:
                          f"not {duration['regressor']!r}")
     if int(raw["test_days"]) < 1:
         raise ValueError("test_days must be >= 1")
+    kept = raw.get("prediction_runs_kept")
+    if kept is not None and int(kept) < 1:
+        raise ValueError("prediction_runs_kept must be >= 1 (null keeps every run's)")
     return TrainSettings(
         test_days=int(raw["test_days"]),
         split_date=None if raw.get("split_date") is None else str(raw["split_date"]),
         chunk_rows=int(raw["chunk_rows"]),
+        prediction_runs_kept=None if kept is None else int(kept),
         skip=SkipSettings(
             sample_rows=_rows(skip.get("sample_rows")), penalty=str(skip["penalty"]),
             C=float(skip["C"]), class_weight=skip.get("class_weight"),
@@ -149,6 +154,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-date", help="first held-out day YYYY-MM-DD (beats --test-days)")
     parser.add_argument("--challenger-max-iter", type=int,
                         help="boosting rounds of the HistGradientBoosting challengers (0 = none)")
+    parser.add_argument("--prediction-runs-kept", type=int,
+                        help="newest runs per model whose held-out predictions are kept")
     parser.add_argument("--sample-rows", type=int,
                         help="cap on training rows (hash sample); 0 = no sampling; "
                              "applies to the model(s) being trained")
@@ -160,6 +167,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["test_days"] = args.test_days
     if args.split_date is not None:
         out["split_date"] = args.split_date
+    if getattr(args, "prediction_runs_kept", None) is not None:
+        out["prediction_runs_kept"] = args.prediction_runs_kept
     if args.C is not None:
         out["skip"]["C"] = args.C
     if args.k_features is not None:

@@ -5,6 +5,7 @@
     ml.model_metrics       run_id, model, split (train/validation/test), metric, value
     ml.model_coefficients  one row per term, enough to score in SQL (python_jobs/train/features)
     ml.model_predictions   every held-out row: play_id (skip) / session_id, label, prediction
+                           (of the newest prediction_runs_kept runs per model)
     ml.calibration         deciles of P(skip): mean predicted vs observed rate
 
 The views of the latest run of each model, ml.latest_<table>, are dbt models
@@ -95,6 +96,19 @@ def append_predictions(conn: db.Warehouse, frame: pd.DataFrame, stamp: dict) -> 
     columns = list(TABLES["model_predictions"])
     return db.copy_frame(conn, f"{SCHEMA}.model_predictions",
                          frame.assign(**stamp).reindex(columns=columns))
+
+
+def prune_predictions(conn: db.Warehouse, model: str, kept: int | None) -> int:
+    """Delete the predictions of the model's runs older than its newest `kept` (by
+    trained_at, run_id); the rows removed. Spark keeps them (no delete on Parquet)."""
+    if kept is None or db.is_spark(conn):
+        return 0
+    return db.execute(conn, f"""
+        delete from {SCHEMA}.model_predictions
+        where run_id in (
+            select run_id from {SCHEMA}.model_runs where model = %(model)s
+            order by trained_at desc, run_id desc offset %(kept)s
+        )""", {"model": model, "kept": kept})
 
 
 def new_run(model: str) -> dict:

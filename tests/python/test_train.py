@@ -239,6 +239,8 @@ def test_settings_file_then_flags(tmp_path):
     assert s.skip.numeric_features == settings.load().skip.numeric_features  # merged, kept
     with pytest.raises(ValueError):
         settings.load(overrides={"skip": {"penalty": "l1"}})
+    with pytest.raises(ValueError):
+        settings.load(overrides={"prediction_runs_kept": 0})
 
 
 def test_hash_sample_is_deterministic_sql():
@@ -369,8 +371,11 @@ def test_duration_model_directions_and_baseline(trained):
 def test_rerun_appends_a_run_and_moves_the_latest_views(trained):
     before = _read("select model_run_id as run_id from ml.latest_model_runs "
                    "where model_name = 'duration'")
+    predictions = "select count(*) as n from ml.model_predictions where run_id = %s"
+    old_predictions = _read(predictions, (before["run_id"].iloc[0],)).iloc[0]["n"]
+    assert old_predictions > 0
     assert train_cli.main(["--database", DATABASE, "--model", "duration", "--k-features", "5",
-                           "--challenger-max-iter", "0",
+                           "--challenger-max-iter", "0", "--prediction-runs-kept", "1",
                            "--log-level", "WARNING"]) == 0
     runs = _read("select run_id, config from ml.model_runs where model = 'duration' "
                  "order by trained_at")
@@ -385,6 +390,9 @@ def test_rerun_appends_a_run_and_moves_the_latest_views(trained):
     old = _read("select count(*) as n from ml.model_metrics where run_id = %s",
                 (before["run_id"].iloc[0],))
     assert old.iloc[0]["n"] > 0  # earlier runs are kept
+    # ... without their predictions beyond the newest prediction_runs_kept runs
+    assert _read(predictions, (before["run_id"].iloc[0],)).iloc[0]["n"] == 0
+    assert _read(predictions, (latest["run_id"].iloc[0],)).iloc[0]["n"] == old_predictions
     # the skip run is untouched: still the latest skip run
     assert len(_read("select 1 from ml.latest_model_runs")) == 2
 
