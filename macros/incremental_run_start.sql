@@ -10,7 +10,12 @@
             change_id {{ dbt.type_bigint() }},
             recorded_at {{ dbt.type_timestamp() }},
             first_rebuilt_day date
-        ){{ ' using parquet partitioned by (watermark_name)' if target.type == 'spark' }}
+            {%- if target.type == 'spark' %},
+                write_id {{ dbt.type_string() }}
+            ) using parquet partitioned by (watermark_name, write_id)
+            {%- else %}
+            )
+            {%- endif %}
     {%- endcall -%}
     {%- set bound -%}
         {% if changes is none %}cast(-1 as {{ dbt.type_bigint() }}){% else %}

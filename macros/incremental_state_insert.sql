@@ -13,17 +13,18 @@
         {{ first_day }}
 {%- endmacro %}
 
-{#- Spark: the table is partitioned by watermark_name (its last column) and a row replaces
-    its name's partition, a dynamic partition overwrite. Such a write stages in a directory
-    of its own, where an append stages in the table's _temporary/0, which the first of two
-    concurrent appends to commit deletes under the other: with it, models build in
-    parallel. The newest row per name is the only one read (the newest watermark, the
-    latest rebuilt day). -#}
+{#- Spark: the table is partitioned by (watermark_name, write_id), its last columns, and each
+    row is a new partition, written by a dynamic partition overwrite, which stages in a
+    directory of its own. An append stages in the table's _temporary/0, which the first of
+    two concurrent appends to commit deletes under the other; and a write that replaced a
+    name's partition deleted the file a concurrent model's read of that name had listed.
+    A new partition replaces nothing: concurrent builds see the table before or after it. -#}
 {% macro spark__incremental_state_insert(name, change_id, first_day) -%}
-    insert overwrite table {{ incremental_state_relation() }} partition (watermark_name)
+    insert overwrite table {{ incremental_state_relation() }} partition (watermark_name, write_id)
     select
         {{ change_id }},
         {{ dbt.current_timestamp() }},
         {{ first_day }},
-        {{ name }}
+        {{ name }},
+        '{{ invocation_id }}'
 {%- endmacro %}
