@@ -4,18 +4,15 @@
     {%- set state = incremental_state_relation() -%}
     {%- do create_schema(state.without_identifier()) -%}
     {%- set changes = incremental_registry_relation() -%}
+    {#- Spark: a partition per row (incremental_state_insert) -#}
+    {%- set spark = target.type == 'spark' -%}
     {%- call statement('incremental_watermarks') -%}
         create table if not exists {{ state }} (
             watermark_name {{ dbt.type_string() }},
             change_id {{ dbt.type_bigint() }},
             recorded_at {{ dbt.type_timestamp() }},
-            first_rebuilt_day date
-            {%- if target.type == 'spark' %},
-                write_id {{ dbt.type_string() }}
-            ) using parquet partitioned by (watermark_name, write_id)
-            {%- else %}
-            )
-            {%- endif %}
+            first_rebuilt_day date{{ ', write_id ' ~ dbt.type_string() if spark }}
+        ){{ ' using parquet partitioned by (watermark_name, write_id)' if spark }}
     {%- endcall -%}
     {%- set bound -%}
         {% if changes is none %}cast(-1 as {{ dbt.type_bigint() }}){% else %}
