@@ -86,7 +86,7 @@ def summary(name: str, outcome: dict) -> str:
              f"   test  {window.test_start}..{window.test_end}: {info['test_rows']:,} rows "
              "(held-out days, every row scored)",
              *([f"   held-out predictions of older runs removed: {outcome['pruned_rows']:,} "
-                "rows (prediction_runs_kept)"] if outcome.get("pruned_rows", 0) > 0 else [])]
+                "rows (prediction_runs_kept)"] if outcome["pruned_rows"] else [])]
     metrics = outcome["metrics"]
     wide = metrics.pivot_table(index="metric", columns="split", values="value", sort=False)
     lines.append("   metric                      " + "".join(f"{c:>14}" for c in wide.columns))

@@ -167,7 +167,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["test_days"] = args.test_days
     if args.split_date is not None:
         out["split_date"] = args.split_date
-    if getattr(args, "prediction_runs_kept", None) is not None:
+    if args.prediction_runs_kept is not None:
         out["prediction_runs_kept"] = args.prediction_runs_kept
     if args.C is not None:
         out["skip"]["C"] = args.C
