@@ -343,17 +343,22 @@ ADD_COLUMNS_DDL = "do $add$ begin\n" + "\n".join(
     end if;"""
     for t in TABLES.values() for c in t.columns if not c.required) + "\nend $add$"
 
-# A BRIN index on each dated table's day column: the data tests of such a table read only the
-# days its latest build rebuilt (macros/default__get_where_subquery.sql), and rows arrive
-# roughly in day order, so a few block ranges hold those days. Nearly free on insert. Checked
-# first, as above.
+# BRIN indexes on each dated table's day column, rows arriving roughly in day order so that a
+# few block ranges hold a day: on the column itself for the data tests of such a table, which
+# read only the days its latest build rebuilt (macros/default__get_where_subquery.sql), and on
+# its date for the incremental builds, whose day filter (staging's played_date, the column's
+# date) PostgreSQL matches only to an index on that expression: without it each daily build
+# of int_plays_flagged_* scanned every event (1.5 s of each half's select at 1M sessions,
+# 0.7 s with it). Nearly free on insert. Checked first, as above.
+_DAY_INDEXES = {"brin": "{column}", "day_brin": "cast({column} as date)"}
 DAY_INDEX_DDL = "do $index$ begin\n" + "\n".join(
     f"""    if not exists (select 1 from pg_indexes where schemaname = '{RAW_SCHEMA}'
-        and indexname = '{t.name}_{t.partition_column}_brin') then
-        create index {t.name}_{t.partition_column}_brin on {RAW_SCHEMA}.{t.name}
-            using brin ({t.partition_column});
+        and indexname = '{t.name}_{t.partition_column}_{suffix}') then
+        create index {t.name}_{t.partition_column}_{suffix} on {RAW_SCHEMA}.{t.name}
+            using brin (({expression.format(column=t.partition_column)}));
     end if;"""
-    for t in TABLES.values() if t.partition_column) + "\nend $index$"
+    for t in TABLES.values() if t.partition_column
+    for suffix, expression in _DAY_INDEXES.items()) + "\nend $index$"
 
 SUPPORT_DDL = (
     ADD_COLUMNS_DDL,
