@@ -173,7 +173,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["skip"]["C"] = args.C
     if args.k_features is not None:
         out["duration"]["k_features"] = args.k_features
-    if getattr(args, "challenger_max_iter", None) is not None:
+    if args.challenger_max_iter is not None:
         out["skip"]["challenger_max_iter"] = args.challenger_max_iter
         out["duration"]["challenger_max_iter"] = args.challenger_max_iter
     if args.sample_rows is not None:
