@@ -7,7 +7,8 @@
     sums to them, so a key left with no rows comes out with a null last day. dbt's
     delete+insert replaces the keys; the post-hook then deletes the null rows. When the first
     rebuilt day is on or before every key's oldest day (a backfill), every key changes: the
-    pre-hook truncates the table, which is then built whole from upstream. The first
+    table is built whole from upstream (Postgres: as a full refresh, should_full_refresh;
+    DuckDB: the pre-hook truncates it first). The first
     rebuilt day is incremental_by_day's (the registry's changes since the model was built);
     `days_before` must be upstream's, so that every upstream day it rebuilt is seen.
 

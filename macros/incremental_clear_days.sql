@@ -1,7 +1,8 @@
 {#- pre-hook: empty every day from the first rebuilt day on, so a day whose rows were all
     removed ends up empty too. When that is every day an intermediate table holds (a backfill
-    of its oldest days), truncate: deleting every row one by one costs more than building
-    them. Not marts: a truncate blocks their readers (Tableau) until the build commits. -#}
+    of its oldest days), truncate (DuckDB; Postgres builds such a run as a full refresh,
+    should_full_refresh): deleting every row one by one costs more than building them. Not
+    marts: a truncate blocks their readers (Tableau) until the build commits. -#}
 {% macro incremental_clear_days() %}
     {{ return(adapter.dispatch('incremental_clear_days')()) }}
 {% endmacro %}

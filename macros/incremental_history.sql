@@ -8,8 +8,8 @@
     or an incremental one that rebuilds every day or none: no rows (typed; the model is then
     not read at all). So too when the first rebuilt day is on or before the current model's
     oldest day (a backfill): the two hold the same plays before that day, so `name` holds
-    none either, and not reading it spares its truncate (incremental_clear_days) a wait for
-    this query. -#}
+    none either, and not reading it spares its swap or truncate (should_full_refresh,
+    incremental_clear_days) a wait for this query. -#}
 {% macro incremental_history(name, columns) %}
     {%- if execute and name not in config.get('rebuild_history_models') -%}
         {{ exceptions.raise_compiler_error(

@@ -75,7 +75,7 @@
     (sessions across `full_day`, incremental_session_reach; empty when `first_day` is
     `full_day`). Not on Spark, whose runs overwrite whole day partitions, nor when the
     rebuild reaches the table's oldest day (`rebuild_oldest_column`, else the day column),
-    which then is rebuilt whole (incremental_clear_days' truncate).
+    which then is rebuilt whole (should_full_refresh; DuckDB: incremental_clear_days' truncate).
 
     Read once per rendering context (the model's compile, then its hooks'), kept in the
     context's `model` dict: a model asks for it at every read of a rebuilt relation
@@ -85,6 +85,11 @@
 {% macro incremental_rebuild_scope() %}
     {%- if not execute -%}
         {{ return(incremental_scope_read()) }}
+    {%- endif -%}
+    {%- if 'incremental_rebuild_scope' not in model -%}
+        {#- is_incremental() first: should_full_refresh, which it calls, reads the scope
+            when it decides, and the read here would otherwise be a second one -#}
+        {%- do is_incremental() -%}
     {%- endif -%}
     {%- if 'incremental_rebuild_scope' not in model -%}
         {%- do model.update({'incremental_rebuild_scope': incremental_scope_read()}) -%}
