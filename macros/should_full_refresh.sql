@@ -8,8 +8,8 @@
     table, insert them again and update the indexes row by row (at 1M sessions the backfill of
     the oldest week took 582 s against the full build's 356 s).
 
-    The swap drops the views over the old table (dbt drops it with cascade): the run rebuilds
-    them after it, as a --full-refresh does. Not marts, which Tableau reads while the run
+    The views over the old table are redefined over the new one before dbt drops it
+    (dependent_views_kept). Not marts, which Tableau reads while the run
     goes on; not Spark (day partitions are overwritten in place) nor DuckDB.
 
     Decided once per rendering context and kept in the context's `model` dict, like

@@ -30,7 +30,7 @@ DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "incremental"
 SESSIONS = 300
 MODELS = ["--exclude", "tag:ml_scoring"]
 # and the views over the two parts of int_plays_flagged and of int_plays_sessionized, which
-# they read: a full refresh of a part drops its view (the old table goes with `cascade`)
+# they read
 INCREMENTAL_ONLY = ["--select", "config.materialized:incremental", "int_plays_flagged",
                     "int_plays_sessionized", "--no-write-json"]
 # every incremental model, by schema (the test checks this list against the manifest)
@@ -406,6 +406,60 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
             having max(change_id) < (select max(change_id) from raw.load_changes)""")
     assert actions == {"load", "replace", "remove"}
     assert behind.empty, behind
+
+
+def _views() -> dict[str, tuple[int, int, bool]]:
+    """Every view of the intermediate and marts schemas: its identity (oid), its rows, and
+    whether the reporter role may read it."""
+    with db.connect(DATABASE) as conn:
+        names = db.read_sql(conn, """
+            select cast(cast(oid as regclass) as text) as name, cast(oid as bigint) as oid
+            from pg_class
+            where relkind = 'v' and relnamespace in (cast('intermediate' as regnamespace),
+                                                     cast('marts' as regnamespace))""")
+        return {row.name: (row.oid, int(db.read_sql(conn, f"select count(*) as n from "
+                                                          f"{row.name}").iloc[0]["n"]),
+                           bool(db.read_sql(conn, "select has_table_privilege('reporter', "
+                                                  "%s, 'select') as r", (row.name,))
+                                .iloc[0]["r"]))
+                for row in names.itertuples()}
+
+
+def _table_oids(names: list[str]) -> dict[str, int]:
+    with db.connect(DATABASE) as conn:
+        return {name: int(db.read_sql(conn, "select cast(to_regclass(%s) as bigint) as oid",
+                                      (name,)).iloc[0]["oid"]) for name in names}
+
+
+def test_no_run_drops_a_view_over_what_it_swaps_in(warehouse_built):
+    """A rebuilt view, or a table built whole, replaces the old relation: the views over it
+    (the marts fct_plays and fct_play_skip_features over the sessionized plays and their
+    history) must stay, same identity, grants and rows, over the new relation; not be dropped
+    and left to a later model of the run (readers found no relation meanwhile) or to none (a
+    run that does not select them)."""
+    wh, _ = warehouse_built
+    wh.build()  # up to date, whatever ran before
+    views = _views()
+    assert {"marts.fct_plays", "marts.fct_play_skip_features",
+            "intermediate.int_plays_sessionized"} <= set(views)
+    assert views["marts.fct_plays"][1] > 500 and views["marts.fct_plays"][2]
+    rebuilt = ["intermediate.int_plays_flagged", "intermediate.int_plays_sessionized"]
+    wh.dbt("run", "--select", *(name.split(".")[1] for name in rebuilt), "--no-write-json")
+    # redefined in place, and the views over them (fct_plays, fct_play_skip_features) kept
+    assert _views() == views
+    # the oldest days arrive after a build: the plain run rebuilds every row of the parts and
+    # the history, which swaps new tables in for them (should_full_refresh)
+    swapped = [f"intermediate.{name}" for name in INCREMENTAL["intermediate"]
+               if name.startswith(("int_plays_", "int_play_histories"))]
+    first, _ = wh.day_range()
+    assert holdback.hold_back(DATABASE, first, first + timedelta(days=9)) > 0
+    wh.build()
+    holdback.restore(DATABASE)
+    before = _table_oids(swapped)
+    wh.dbt("run", "--select", "config.materialized:incremental", "--no-write-json")
+    after = _table_oids(swapped)
+    assert all(before[name] != after[name] for name in swapped), (before, after)
+    assert _views() == views
 
 
 def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_built):
