@@ -447,6 +447,17 @@ def test_no_run_drops_a_view_over_what_it_swaps_in(warehouse_built):
     wh.dbt("run", "--select", *(name.split(".")[1] for name in rebuilt), "--no-write-json")
     # redefined in place, and the views over them (fct_plays, fct_play_skip_features) kept
     assert _views() == views
+    # a view whose columns no longer fit its model's (as after a change of the model) is
+    # built anew, as dbt builds it (nothing is over int_plays_flagged but tables)
+    flagged = "intermediate.int_plays_flagged"
+    with db.connect(DATABASE) as conn:
+        db.execute(conn, f"alter view {flagged} rename column played_date to old_day")
+    wh.dbt("run", "--select", "int_plays_flagged", "--no-write-json")
+    found = _views()
+    assert found[flagged][0] != views[flagged][0] and found[flagged][1:] == views[flagged][1:]
+    assert {k: v for k, v in found.items() if k != flagged} == {
+        k: v for k, v in views.items() if k != flagged}
+    views = found
     # the oldest days arrive after a build: the plain run rebuilds every row of the parts and
     # the history, which swaps new tables in for them (should_full_refresh)
     swapped = [f"intermediate.{name}" for name in INCREMENTAL["intermediate"]
