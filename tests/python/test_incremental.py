@@ -13,9 +13,11 @@ from them by every run, so it holds no state that an arrival order could spoil.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -431,6 +433,36 @@ def _table_oids(names: list[str]) -> dict[str, int]:
                                       (name,)).iloc[0]["oid"]) for name in names}
 
 
+@contextlib.contextmanager
+def _readers_meanwhile(views: list[str]) -> Iterator[list[str]]:
+    """A reader querying the views over and over (as Tableau does while a run goes on) until
+    the block ends: what it yields collects the reads that failed; at least one read per view
+    succeeds."""
+    failed: list[str] = []
+    done = threading.Event()
+    reads = {view: 0 for view in views}
+
+    def read() -> None:
+        with db.connect(DATABASE) as conn:
+            conn.autocommit = True
+            while not done.is_set():
+                for view in views:
+                    try:
+                        db.read_sql(conn, f"select count(*) as n from {view}")
+                        reads[view] += 1
+                    except Exception as error:  # every failure is the finding
+                        failed.append(f"{view}: {error}".splitlines()[0])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        yield failed
+    finally:
+        done.set()
+        reader.join()
+    assert min(reads.values()) > 0, reads
+
+
 def test_no_run_drops_a_view_over_what_it_swaps_in(warehouse_built):
     """A rebuilt view, or a table built whole, replaces the old relation: the views over it
     (the marts fct_plays and fct_play_skip_features over the sessionized plays and their
@@ -443,10 +475,12 @@ def test_no_run_drops_a_view_over_what_it_swaps_in(warehouse_built):
     assert {"marts.fct_plays", "marts.fct_play_skip_features",
             "intermediate.int_plays_sessionized"} <= set(views)
     assert views["marts.fct_plays"][1] > 500 and views["marts.fct_plays"][2]
+    marts_views = ["marts.fct_plays", "marts.fct_play_skip_features"]
     rebuilt = ["intermediate.int_plays_flagged", "intermediate.int_plays_sessionized"]
-    wh.dbt("run", "--select", *(name.split(".")[1] for name in rebuilt), "--no-write-json")
+    with _readers_meanwhile(marts_views) as failed:
+        wh.dbt("run", "--select", *(name.split(".")[1] for name in rebuilt), "--no-write-json")
     # redefined in place, and the views over them (fct_plays, fct_play_skip_features) kept
-    assert _views() == views
+    assert _views() == views and not failed, failed[:5]
     # a view whose columns no longer fit its model's (as after a change of the model) is
     # built anew, as dbt builds it (nothing is over int_plays_flagged but tables)
     flagged = "intermediate.int_plays_flagged"
@@ -467,10 +501,11 @@ def test_no_run_drops_a_view_over_what_it_swaps_in(warehouse_built):
     wh.build()
     holdback.restore(DATABASE)
     before = _table_oids(swapped)
-    wh.dbt("run", "--select", "config.materialized:incremental", "--no-write-json")
+    with _readers_meanwhile(marts_views) as failed:
+        wh.dbt("run", "--select", "config.materialized:incremental", "--no-write-json")
     after = _table_oids(swapped)
     assert all(before[name] != after[name] for name in swapped), (before, after)
-    assert _views() == views
+    assert _views() == views and not failed, failed[:5]
 
 
 def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_built):
