@@ -38,7 +38,8 @@
     {%- endcall %}
 
     {#- grants stay with a view redefined in place: those the config no longer names go -#}
-    {% do apply_grants(target_relation, grant_config, should_revoke=should_revoke(existing_relation, false)) %}
+    {%- set revoke = should_revoke(existing_relation, full_refresh_mode=false) -%}
+    {% do apply_grants(target_relation, grant_config, should_revoke=revoke) %}
     {% do persist_docs(target_relation, model) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
