@@ -36,6 +36,7 @@
     in 9 ms, where the day index alone fetched the two days' 960,000 in 0.4 s). -#}
 {% macro incremental_by_day(date_column, days_before=0, lookback_where=none, key=none,
                             history=none, indexed=none, own_sessions=false) %}
+    {%- do build_serialized(now=true) -%}
     {%- set change_driven = {
         'rebuild_day_column': date_column,
         'rebuild_days_before': days_before,

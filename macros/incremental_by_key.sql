@@ -17,6 +17,7 @@
     next build without the var rebuilds every key. Spark: always a plain table, rebuilt
     whole (its parquet tables have no delete). -#}
 {% macro incremental_by_key(keys, first_day_column, last_day_column, days_before=0, as_of_var=none) %}
+    {%- do build_serialized(now=true) -%}
     {% if target.type == 'spark' %}
         {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
     {% endif %}

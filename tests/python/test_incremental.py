@@ -17,6 +17,8 @@ import contextlib
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -512,6 +514,31 @@ def test_no_run_drops_a_view_over_what_it_swaps_in(warehouse_built):
     after = _table_oids(swapped)
     assert all(before[name] != after[name] for name in swapped), (before, after)
     assert _views() == views and not failed, failed[:5]
+
+
+def test_two_runs_at_once_build_what_one_run_builds(warehouse_built):
+    """Two plain runs started together after a new day (a scheduled run that overran and an
+    engineer's run beside it) must both succeed and leave every incremental model and mart
+    equal to the full refresh: each model is built by one run after the other
+    (build_serialized), never with their deletes and inserts interleaved."""
+    wh, reference = warehouse_built
+    keys = _keys(wh)
+    wh.build()
+    day = holdback.newest_full_day(DATABASE)
+    assert holdback.hold_back(DATABASE, day, day) > 0
+    wh.build()
+    holdback.restore(DATABASE)
+    runs = [subprocess.Popen(
+        [str(Path(sys.executable).with_name("dbt")), "run", *MODELS, "--quiet",
+         "--target-path", str(wh.work / f"run{n}")],
+        env={**os.environ, "DBT_LOG_PATH": str(wh.work / f"run{n}-logs")},
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    built = {**wh.incremental_tables(),
+             **{f"marts.{name}": frame for name, frame in wh.tables("marts").items()}}
+    _assert_equal(built, reference, keys, "two runs at once")
 
 
 def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_built):
