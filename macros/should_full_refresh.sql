@@ -9,8 +9,8 @@
     the oldest week took 582 s against the full build's 356 s).
 
     The views over the old table are redefined over the new one before dbt drops it
-    (dependent_views_kept). Not marts, which Tableau reads while the run
-    goes on; not Spark (day partitions are overwritten in place) nor DuckDB.
+    (dependent_views_kept). Not marts, which Tableau reads while the run goes on; not Spark
+    (day partitions are overwritten in place) nor DuckDB.
 
     Decided once per rendering context and kept in the context's `model` dict, like
     incremental_rebuild_scope, which it reads: while it is being decided the model counts as
