@@ -90,6 +90,14 @@ class Warehouse:
             return {name: db.read_sql(conn, f"select * from {schema}.{name}")
                     for name in names}
 
+    def marts(self) -> dict[str, pd.DataFrame]:
+        """Every table of the marts schema, named schema.table."""
+        return {f"marts.{name}": frame for name, frame in self.tables("marts").items()}
+
+    def built(self) -> dict[str, pd.DataFrame]:
+        """The marts and the incremental models: what a build must get right."""
+        return {**self.marts(), **self.incremental_tables()}
+
     def incremental_tables(self) -> dict[str, pd.DataFrame]:
         # which batch brought a row, and when, is raw bookkeeping (a replaced batch brings
         # the same rows again), not data
@@ -159,9 +167,7 @@ def warehouse_built(tmp_path_factory) -> Iterator[tuple[Warehouse, dict[str, pd.
             wh = Warehouse(tmp)
             wh.dbt("seed")
             wh.dbt("run", "--full-refresh", *MODELS)
-            wh.reference = {**{f"marts.{name}": frame
-                               for name, frame in wh.tables("marts").items()},
-                            **wh.incremental_tables()}
+            wh.reference = wh.built()
             # from here on no incremental model and no watermark: each is built from
             # nothing, as in a new warehouse (views and dimensions stay: they hold no state)
             with db.connect(DATABASE) as conn:
@@ -394,7 +400,7 @@ def test_every_arrival_order_gives_the_full_refresh_marts(warehouse_built):
         _assert_equal(wh.incremental_tables(), reference, keys, name)
         _assert_planned_with_statistics(name)
     wh.build()
-    marts = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
+    marts = wh.marts()
     assert set(marts) == {name for name in reference if name.startswith("marts.")}
     assert len(marts) >= 15
     _assert_equal(marts, reference, keys, "every mart after all orders")
@@ -536,9 +542,7 @@ def test_two_runs_at_once_build_what_one_run_builds(warehouse_built):
         stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    built = {**wh.incremental_tables(),
-             **{f"marts.{name}": frame for name, frame in wh.tables("marts").items()}}
-    _assert_equal(built, reference, keys, "two runs at once")
+    _assert_equal(wh.built(), reference, keys, "two runs at once")
 
 
 def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_built):
@@ -575,9 +579,9 @@ def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_b
     moved = int(busiest["n"])
     assert after[new_tier] == before.get(new_tier, 0) + moved
     assert after.get(busiest["tier"], 0) == before[busiest["tier"]] - moved
-    incremental = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
+    incremental = wh.marts()
     wh.dbt("run", "--full-refresh", *MODELS)
-    full = {f"marts.{name}": frame for name, frame in wh.tables("marts").items()}
+    full = wh.marts()
     _assert_equal(incremental, full, keys, "a tier change, then a plain run")
 
 
@@ -590,8 +594,7 @@ def test_a_backtest_as_of_an_earlier_day_then_a_plain_run_gives_the_full_refresh
     wh, _ = warehouse_built
     keys = _keys(wh)
     wh.build()
-    before = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
-              **wh.incremental_tables()}
+    before = wh.built()
     first, last = wh.day_range()
     as_of = first + (last - first) / 2
     wh.dbt("run", "--select", "+fct_user_features", "--vars", f"{{features_as_of_date: '{as_of}'}}")
@@ -602,8 +605,7 @@ def test_a_backtest_as_of_an_earlier_day_then_a_plain_run_gives_the_full_refresh
         features = db.read_sql(conn, "select count(*) as n from marts.fct_user_features")
     assert later == 0 and features.iloc[0]["n"] > 0
     wh.build()
-    after = {**{f"marts.{name}": frame for name, frame in wh.tables("marts").items()},
-             **wh.incremental_tables()}
+    after = wh.built()
     _assert_equal(after, before, keys, "a backtest as of an earlier day, then a plain run")
 
 
