@@ -8,8 +8,8 @@
     from what the first left: what to rebuild is read after the lock, since an incremental
     model takes it as its config is rendered (incremental_by_day, incremental_by_key: `now`),
     before any read of its scope; every other model in its first pre-hook. Views too: two
-    concurrent redefinitions of one view can fail ("tuple concurrently updated"). Spark and DuckDB have no such lock (DuckDB
-    allows one writing process anyway). -#}
+    concurrent redefinitions of one view can fail ("tuple concurrently updated"). Spark and
+    DuckDB have no such lock (DuckDB allows one writing process anyway). -#}
 {% macro build_serialized(now=false) %}
     {%- if not execute or target.type != 'postgres' -%}
         {{ return('') }}
