@@ -17,18 +17,17 @@ import contextlib
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from python_jobs import contract, db, generate, holdback, load, spark, warehouse
+from python_jobs import contract, db, dbt_cli, generate, holdback, load, spark, warehouse
 
 DATABASE = os.environ.get("TEST_DATABASE_PREFIX", "test_") + "incremental"
 SESSIONS = 300
@@ -534,14 +533,12 @@ def test_two_runs_at_once_build_what_one_run_builds(warehouse_built):
     assert holdback.hold_back(DATABASE, day, day) > 0
     wh.build()
     holdback.restore(DATABASE)
-    runs = [subprocess.Popen(
-        [str(Path(sys.executable).with_name("dbt")), "run", *MODELS, "--quiet",
-         "--target-path", str(wh.work / f"run{n}")],
-        env={**os.environ, "DBT_LOG_PATH": str(wh.work / f"run{n}-logs")},
-        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
+    # two dbt processes, each with its own target and logs; a failed one raises with its output
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(dbt_cli.run, DATABASE, wh.work / f"run{n}", "run", *MODELS,
+                            "--quiet", timeout=600) for n in (1, 2)]
+        for run in runs:
+            run.result()
     _assert_equal(wh.built(), reference, keys, "two runs at once")
 
 
