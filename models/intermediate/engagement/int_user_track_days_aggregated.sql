@@ -8,6 +8,8 @@
         key=['session_date', 'user_id', 'track_id']
     )
 ) }}
+{#- dbt appends the hooks of each config call -#}
+{{ config(pre_hook="{{ planner_sorted_aggregate() }}") }}
 
 with plays as (
     select
@@ -33,9 +35,10 @@ aggregated as (
         count(*) as play_count,
         sum(skip_flag) as skip_count
     from plays
+    -- in the unique index's order, so that the rows are written in it
     group by
-        user_id,
         session_date,
+        user_id,
         track_id,
         artist_id,
         genre
