@@ -35,10 +35,9 @@ aggregated as (
         count(*) as play_count,
         sum(skip_flag) as skip_count
     from plays
-    -- in the unique index's order, so that the rows are written in it
     group by
-        session_date,
         user_id,
+        session_date,
         track_id,
         artist_id,
         genre
