@@ -12,7 +12,11 @@
     funnel_run_start_reasons: appload, clickrow, playbtn), so two listens of one playlist
     back to back are two runs. Inside a run reason_start is trackdone, fwdbtn or backbtn. Both
     windows read only playlist plays, partitioned by session; runs never cross sessions, so
-    rebuilding whole session days is exact. Plays of an unknown playlist (sources such as
+    rebuilding whole session days is exact. A session is (user_id, session_started_at) here, the
+    key its session_id hashes: the sort of every playlist play then compares integers and
+    timestamps, not 32-character hashes, and the rows it sorts are a third narrower (at 1M
+    sessions 9M plays sorted in memory, not 1 GB on disk; the select alone 24.0 s, against
+    32.2 s by session_id); session_id comes per run from fct_sessions. Plays of an unknown playlist (sources such as
     Spotify's MSSD give the context type but no id) are left out: without the playlist there
     is no length, so no funnel. The plays with their runs are not a table of their own: this
     model is their only reader, and writing them cost the full build a 60 % copy of the plays. -#}
@@ -26,8 +30,8 @@
 
 with plays as (
     select
-        session_id,
         user_id,
+        session_started_at,
         context_id as playlist_id,
         played_at,
         session_date,
@@ -60,7 +64,8 @@ runs_numbered as (
     select
         *,
         sum(case when is_run_start then 1 else 0 end) over (
-            partition by session_id order by session_play_number rows unbounded preceding
+            partition by user_id, session_started_at order by session_play_number
+            rows unbounded preceding
         ) as session_playlist_run_number
     from run_starts_flagged
 ),
@@ -76,13 +81,16 @@ playlist_plays as (
         (lead(session_play_number) over run_plays) is null as is_run_last_play
     from runs_numbered
     window run_plays as (
-        partition by session_id, session_playlist_run_number order by session_play_number
+        partition by user_id, session_started_at, session_playlist_run_number
+        order by session_play_number
     )
 ),
 
 sessions as (
     select
         session_id,
+        user_id,
+        session_started_at,
         track_count
     from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
@@ -107,9 +115,9 @@ users as (
 
 runs_aggregated as (
     select
-        session_id,
+        user_id,
+        session_started_at,
         session_playlist_run_number,
-        max(user_id) as user_id,
         max(playlist_id) as playlist_id,
         min(played_at) as run_started_at,
         max(session_date) as session_date,
@@ -124,13 +132,15 @@ runs_aggregated as (
         max(case when is_run_last_play then position_in_context end) as last_position_in_context
     from playlist_plays
     group by
-        session_id,
+        user_id,
+        session_started_at,
         session_playlist_run_number
 ),
 
 joined as (
     select
         runs_aggregated.*,
+        sessions.session_id,
         runs_aggregated.shuffle_flag = 1 as is_shuffle,
         coalesce(playlists.playlist_type, 'unknown') as playlist_type,
         playlists.track_count as playlist_track_count,
@@ -142,7 +152,9 @@ joined as (
     left join users
         on runs_aggregated.user_id = users.user_id
     left join sessions
-        on runs_aggregated.session_id = sessions.session_id
+        on
+            runs_aggregated.user_id = sessions.user_id
+            and runs_aggregated.session_started_at = sessions.session_started_at
 ),
 
 outcomes_flagged as (
