@@ -109,14 +109,13 @@ def test_user_features_has_50_documented_range_tested_features(built):
 
 
 @pytest.mark.parametrize(("table", "minimum"),
-                         [("intermediate.int_play_histories_counted", 18),
+                         [("intermediate.int_play_histories_counted_even_users", 18),
                           ("intermediate.int_plays_sessionized_even_users", 14)])
 def test_ranges_and_not_nulls_are_constraints_the_database_enforces(built, table, minimum):
     """The play tables' ranges, categories and not-nulls (fct_plays' and
     fct_play_skip_features': those of the tables they are views over) are contract
-    constraints, of the columns or (the sessionized plays, whose two parts share them) of
-    the model, checked on every insert instead of a data test's scan per column: each one
-    refuses a value just outside it."""
+    constraints of the model (the two parts of each share them), checked on every insert
+    instead of a data test's scan per column: each one refuses a value just outside it."""
     model = next(n for n in built["manifest"]["nodes"].values()
                  if n["resource_type"] == "model" and n["name"] == table.split(".")[1])
     constraints = [(name, constraint) for name, column in model["columns"].items()

@@ -35,7 +35,7 @@ MODELS = ["--exclude", "tag:ml_scoring"]
 # and the views over the two parts of int_plays_flagged and of int_plays_sessionized, which
 # they read
 INCREMENTAL_ONLY = ["--select", "config.materialized:incremental", "int_plays_flagged",
-                    "int_plays_sessionized", "--no-write-json"]
+                    "int_plays_sessionized", "int_play_histories_counted", "--no-write-json"]
 # every incremental model, by schema (the test checks this list against the manifest)
 INCREMENTAL = {
     "intermediate": ["int_plays_flagged_even_ids", "int_plays_flagged_odd_ids",
@@ -44,7 +44,8 @@ INCREMENTAL = {
                      "int_user_days_engagement", "int_user_track_days_aggregated",
                      "int_user_genre_days_aggregated", "int_user_hours_aggregated",
                      "int_context_runs",
-                     "int_play_skips_counted", "int_play_histories_counted",
+                     "int_play_skips_counted", "int_play_histories_counted_even_users",
+                     "int_play_histories_counted_odd_users",
                      "int_user_artists_summarised", "int_user_runs_summarised",
                      "int_user_temporal_patterns", "int_user_genre_diversity"],
     "marts": ["fct_sessions", "fct_playlist_runs", "fct_session_training", "fct_dau_mau"],
@@ -320,16 +321,19 @@ def _late_play_across_midnight_removed(wh: Warehouse, first: date, last: date) -
 
 
 def _history_tables_left_behind(wh: Warehouse, first: date, last: date) -> None:
-    """int_play_histories_counted reads its day tables' history without a dbt dependency, so
-    it can be built without them: a middle week arrives and only int_play_histories_counted
-    and what it refs are built, twice more after the newest day leaves and comes back. Its last
-    rebuild then starts at the middle week (its day tables still lack it), not at the
-    newest day, and it equals the reference with its day tables still behind."""
+    """The parts of int_play_histories_counted read their day tables' history without a dbt
+    dependency, so they can be built without them: a middle week arrives and only
+    int_play_histories_counted and what it refs are built, twice more after the newest day
+    leaves and comes back. The last rebuild then starts at the middle week (the day tables
+    still lack it), not at the newest day, and the parts equal the reference with their day
+    tables still behind."""
     manifest = json.loads((wh.work / "target" / "manifest.json").read_text())
-    parents = manifest["parent_map"]["model.streaming_warehouse.int_play_histories_counted"]
+    parts = [f"int_play_histories_counted_{users}_users" for users in ("even", "odd")]
+    parents = {parent.rsplit(".", 1)[-1] for part in parts
+               for parent in manifest["parent_map"][f"model.streaming_warehouse.{part}"]}
     history = {"int_user_days_engagement", "int_user_genre_days_aggregated",
                "int_user_track_days_aggregated"}
-    assert not history & {parent.rsplit(".", 1)[-1] for parent in parents}
+    assert parents and not history & parents
     skip_features_only = ["run", "--select", "+int_play_histories_counted", "--no-write-json"]
     middle = first + (holdback.newest_full_day(DATABASE) - first) / 2
     assert holdback.hold_back(DATABASE, middle, middle + timedelta(days=6)) > 0
@@ -346,9 +350,9 @@ def _history_tables_left_behind(wh: Warehouse, first: date, last: date) -> None:
             select count(*) as n from intermediate.int_user_days_engagement
             where session_date between %s and %s""", (middle, middle + timedelta(days=6)))
     assert behind.iloc[0]["n"] == 0
-    name = "intermediate.int_play_histories_counted"
     built = wh.incremental_tables()
-    _assert_equal({name: built[name]}, wh.reference, _keys(wh), "history tables behind")
+    _assert_equal({f"intermediate.{part}": built[f"intermediate.{part}"] for part in parts},
+                  wh.reference, _keys(wh), "history tables behind")
 
 
 def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
@@ -362,9 +366,8 @@ def _unlogged_tables_emptied(wh: Warehouse, first: date, last: date) -> None:
         assert "intermediate.int_plays_flagged_even_ids" in unlogged
         # the marts, and the tables the views fct_plays and fct_play_skip_features show,
         # survive a crash
-        shown = ("intermediate.int_plays_sessionized_even_users",
-                 "intermediate.int_plays_sessionized_odd_users",
-                 "intermediate.int_play_histories_counted")
+        shown = [f"intermediate.{table}_{users}_users" for users in ("even", "odd")
+                 for table in ("int_plays_sessionized", "int_play_histories_counted")]
         assert not [table for table in unlogged if table.startswith("marts.") or table in shown]
         for table in unlogged:
             db.execute(conn, f"truncate {table}")
@@ -647,7 +650,8 @@ def test_after_a_daily_run_the_planner_counts_the_new_day_in_every_table(warehou
     assert len(counted) >= 8, counted
     play_days = {"intermediate.int_plays_sessionized_even_users.played_date",
                  "intermediate.int_plays_sessionized_odd_users.played_date",
-                 "intermediate.int_play_histories_counted.session_date"}
+                 "intermediate.int_play_histories_counted_even_users.session_date",
+                 "intermediate.int_play_histories_counted_odd_users.session_date"}
     assert play_days <= {c[0] for c in counted}, counted
     off = [c for c in counted if not c[1] / 2 <= c[2] <= c[1] * 2]
     assert not off, f"new day's rows (table.column, actual, estimated): {off}"
@@ -675,7 +679,8 @@ def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight
     day before are all rewritten. Checked on the play tables and a user x day table; every
     day of the fixture has a session across midnight, so both sets are non-empty. The run
     reads each model's scope at most twice, once for its query and once for its hooks
-    ("What finding the scope costs"; int_play_histories_counted asks for it 10 times)."""
+    ("What finding the scope costs"; each part of int_play_histories_counted asks for it 10
+    times)."""
     wh, _ = warehouse_built
     wh.build()
     first, _ = wh.day_range()
@@ -687,7 +692,8 @@ def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight
     tables = {  # table: its key
         "intermediate.int_plays_sessionized_even_users": "play_id",
         "intermediate.int_plays_sessionized_odd_users": "play_id",
-        "intermediate.int_play_histories_counted": "play_id",
+        "intermediate.int_play_histories_counted_even_users": "play_id",
+        "intermediate.int_play_histories_counted_odd_users": "play_id",
         "intermediate.int_user_days_engagement": "user_id",
     }
 
@@ -707,7 +713,7 @@ def test_a_daily_run_rewrites_of_the_day_before_only_the_users_crossing_midnight
     wh.build(everything=False)
     after = rows_before_the_day()
     reads = _scope_reads(wh.work / "logs" / "dbt.log")
-    assert reads.get("int_play_histories_counted", 0) >= 1, reads
+    assert reads.get("int_play_histories_counted_odd_users", 0) >= 1, reads
     assert max(reads.values()) <= 2, reads
     assert crossing
     for table in tables:

@@ -568,7 +568,7 @@ def test_a_play_without_its_history_shows_and_fails_the_build(trained):
     (a part rebuilt without int_play_histories_counted) stays in the mart with null history
     rather than vanishing, and the history's has_row_for_each test fails on it. Last in the
     module: it removes a history row, and puts it back."""
-    table = "intermediate.int_play_histories_counted"
+    table = "intermediate.int_play_histories_counted_odd_users"
     with db.connect(DATABASE) as conn:
         db.execute(conn, f"create table public.kept_history as select * from {table} "
                          "order by play_id limit 1")
@@ -582,11 +582,13 @@ def test_a_play_without_its_history_shows_and_fails_the_build(trained):
         for every_day in (True, False):  # also when the latest builds' days are tested
             with pytest.raises(RuntimeError, match="has_row_for_each_int_play_histories"):
                 dbt_cli.run(DATABASE, trained["tmp"], "test", "--select",
-                            "int_play_histories_counted",
+                            "int_play_histories_counted_even_users",
+                            "int_play_histories_counted_odd_users",
                             *(["--vars", "{test_all_days: true}"] if every_day else []))
     finally:
         with db.connect(DATABASE) as conn:
             db.execute(conn, f"insert into {table} select * from public.kept_history")
             db.execute(conn, "drop table public.kept_history")
-    dbt_cli.run(DATABASE, trained["tmp"], "test", "--select", "int_play_histories_counted",
+    dbt_cli.run(DATABASE, trained["tmp"], "test", "--select",
+                "int_play_histories_counted_even_users", "int_play_histories_counted_odd_users",
                 "--vars", "{test_all_days: true}")

@@ -1,0 +1,18 @@
+{#- The history of the plays of the users with an even user_id: one half of the view
+    int_play_histories_counted (macros/play_histories_counted.sql holds the select, the rules
+    and the costs). -#}
+{{ config(
+    materialized='incremental',
+    **incremental_by_day(
+        'session_date', days_before=session_history_days(), key='play_id',
+        history=['int_user_days_engagement', 'int_user_genre_days_aggregated',
+                 'int_user_track_days_aggregated']
+    )
+) }}
+{#- hash joins for the history: with nested loops PostgreSQL looked each active user's days up
+    in the day-led key of int_user_days_engagement, one index search per user and day (1.6M
+    at 1M sessions; the daily select 17.1-17.8 s against 15.2-15.9 s without them). dbt
+    appends the hooks of each config call. -#}
+{{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
+
+{{ play_histories_counted(users='even') }}
