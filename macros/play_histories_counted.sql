@@ -1,10 +1,13 @@
-{#- The select of one half of int_play_histories_counted, the plays of the users whose user_id
-    is even or odd (`users`), read from the same half of int_plays_sessionized: the parts
-    int_play_histories_counted_even_users and int_play_histories_counted_odd_users, of which
-    the view int_play_histories_counted is the union. A user's plays and history are all in
-    one half, so each half counts alone; the two build at once, one per core: as one model,
-    its serial window work was the full build's longest path, alone on one core for the last
-    tenth of the build at 200,000 sessions.
+{#- The select of int_play_histories_counted. On PostgreSQL, of one of its two parts, the plays
+    of the users whose user_id is even or odd (`users`), read from the same half of
+    int_plays_sessionized: int_play_histories_counted_even_users and
+    int_play_histories_counted_odd_users, of which the view int_play_histories_counted is
+    the union. A user's plays and history are all in one half, so each half counts alone;
+    the two build at once, one per core: as one model, its serial window work was the full
+    build's longest path, alone on one core for the last tenth of the build at 200,000
+    sessions. Spark and DuckDB run one query's windows on every core, so there the model is
+    one table of every user (`users` none), and two parts would only add a model's overhead
+    to every run.
 
     One row per valid play: what was known about its listener the moment before it started
     (tier, days since signup, and running counts over ALL of the user's earlier plays,
@@ -23,8 +26,8 @@
     incremental_history, not ref: only their days before the first rebuilt day, which this
     run's builds of them do not change (incremental_first_rebuilt_day), so this model starts
     as soon as its half of int_plays_sessionized is built, beside them, instead of after the
-    slowest of them. Each half reads the day tables whole and keeps its own users' rows (the
-    rebuilt users first, by user_id, before the text keys are compared).
+    slowest of them. Each half reads the day tables whole and keeps its own rebuilt users'
+    rows (by user_id first, before the text keys are compared).
 
     Cost: the windows run on narrow rows (a play's keys, label and energy), sorted once, by
     (user_id, genre, played_at, play_id), then re-sorted within each user only for the
@@ -34,7 +37,9 @@
     plays. Each partitioning is one window node. History joins after the windows, so no
     sort waits on it. Counts stay bigint (a sum of bigint is numeric in PostgreSQL, several
     times slower in the final arithmetic). -#}
-{% macro play_histories_counted(users) %}
+{% macro play_histories_counted(users=none) %}
+    {%- set plays = ref('int_plays_sessionized_' ~ users ~ '_users') if users
+                    else ref('int_plays_sessionized') %}
     {%- set bigint, text, float = dbt.type_bigint(), dbt.type_string(), dbt.type_float() -%}
     {%- set no_history -%}
     select
@@ -67,7 +72,7 @@ with window_inputs as (
         case when is_session_start then 1 else 0 end as session_start_flag,
         case when has_audio_features then 1 else 0 end as audio_flag,
         case when has_audio_features then 1 - skip_flag else 0 end as kept_audio_flag
-    from {{ ref('int_plays_sessionized_' ~ users ~ '_users') }}
+    from {{ plays }}
     where {{ incremental_rebuilt_where('session_date') }}
 ),
 
@@ -78,7 +83,7 @@ window_keys as (
         user_id,
         track_id,
         artist_id
-    from {{ ref('int_plays_sessionized_' ~ users ~ '_users') }}
+    from {{ plays }}
     where {{ incremental_rebuilt_where('session_date') }}
 ),
 

@@ -1,7 +1,8 @@
 {#- The history of the plays of the users with an odd user_id: one half of the view
-    int_play_histories_counted (macros/play_histories_counted.sql holds the select, the rules
-    and the costs). -#}
+    int_play_histories_counted, on PostgreSQL only (macros/play_histories_counted.sql holds
+    the select, the rules and the costs). -#}
 {{ config(
+    enabled=target.type == 'postgres',
     materialized='incremental',
     **incremental_by_day(
         'session_date', days_before=session_history_days(), key='play_id',
