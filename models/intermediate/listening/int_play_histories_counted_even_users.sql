@@ -16,4 +16,9 @@
     appends the hooks of each config call. -#}
 {{ config(pre_hook="{{ planner_without_nested_loops() }}") }}
 
+{#- after the view as well as the part: an incremental run finds the sessions a change reaches
+    in the view (incremental_session_reach), and a read of it while the view is replaced
+    held up the replacement, and every model after it, until this part ended (10 s of a 1M
+    daily run) -#}
+-- depends_on: {{ ref('int_plays_sessionized') }}
 {{ play_histories_counted(users='even') }}
