@@ -383,3 +383,15 @@ final as (
 
 select * from final
 {% endmacro %}
+
+
+{#- The incremental config of int_play_histories_counted and its parts: by session_date, whole
+    sessions, keyed by play_id, with the day tables the select reads through
+    incremental_history as its history. -#}
+{% macro play_histories_incremental() %}
+    {{ return(incremental_by_day(
+        'session_date', days_before=session_history_days(), key='play_id',
+        history=['int_user_days_engagement', 'int_user_genre_days_aggregated',
+                 'int_user_track_days_aggregated']
+    )) }}
+{% endmacro %}

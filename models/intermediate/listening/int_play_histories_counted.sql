@@ -12,14 +12,7 @@
     union all
     select * from {{ ref('int_play_histories_counted_odd_users') }}
 {%- else %}
-    {{ config(
-        materialized='incremental',
-        **incremental_by_day(
-            'session_date', days_before=session_history_days(), key='play_id',
-            history=['int_user_days_engagement', 'int_user_genre_days_aggregated',
-                     'int_user_track_days_aggregated']
-        )
-    ) }}
+    {{ config(materialized='incremental', **play_histories_incremental()) }}
 
     {{ play_histories_counted() }}
 {%- endif %}

@@ -4,11 +4,7 @@
 {{ config(
     enabled=target.type == 'postgres',
     materialized='incremental',
-    **incremental_by_day(
-        'session_date', days_before=session_history_days(), key='play_id',
-        history=['int_user_days_engagement', 'int_user_genre_days_aggregated',
-                 'int_user_track_days_aggregated']
-    )
+    **play_histories_incremental()
 ) }}
 {#- hash joins for the history: with nested loops PostgreSQL looked each active user's days up
     in the day-led key of int_user_days_engagement, one index search per user and day (1.6M
