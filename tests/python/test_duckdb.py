@@ -167,15 +167,16 @@ def test_bench_summary_puts_postgres_and_duckdb_side_by_side(capsys):
 
     stages = [stage(bench.FULL, 240.0), stage(bench.DUCKDB_FULL, 64.0),
               stage(bench.TEST, 90.0), stage(bench.BACKFILL, 70.0),
-              stage(bench.INCREMENTAL, 48.0)]
+              stage(bench.INCREMENTAL, 48.0), stage(bench.DAILY_TEST, 21.0)]
     figures = bench.summary(stages)
     assert figures == {"postgres_full_seconds": 240.0, "duckdb_full_seconds": 64.0,
                        "full_ratio": 3.75, "incremental_seconds": 48.0,
                        "incremental_ratio": 0.2, "test_seconds": 90.0,
-                       "backfill_seconds": 70.0}
+                       "backfill_seconds": 70.0, "incremental_test_seconds": 21.0}
     bench.print_summary(figures)
     printed = capsys.readouterr().out
     assert "3.75x" in printed and "20.0% of the full build" in printed
+    assert "dbt test after the daily run (rebuilt days only): 21.0 s" in printed
     without = bench.summary([s for s in stages if s.name != bench.DUCKDB_FULL])
     assert without["duckdb_full_seconds"] is None and without["full_ratio"] is None
     assert without["incremental_ratio"] == 0.2
