@@ -536,13 +536,43 @@ def test_two_runs_at_once_build_what_one_run_builds(warehouse_built):
     assert holdback.hold_back(DATABASE, day, day) > 0
     wh.build()
     holdback.restore(DATABASE)
-    # two dbt processes, each with its own target and logs; a failed one raises with its output
-    with ThreadPoolExecutor(2) as pool:
-        runs = [pool.submit(dbt_cli.run, DATABASE, wh.work / f"run{n}", "run", *MODELS,
-                            "--quiet", timeout=600) for n in (1, 2)]
-        for run in runs:
-            run.result()
+    # The lock build_serialized takes for fct_sessions, held here until both runs wait for
+    # it: they then reach the model together, every time, and a model built without the
+    # lock would leave them nothing to wait for (the wait below fails).
+    nodes = json.loads((wh.work / "target" / "manifest.json").read_text())["nodes"]
+    relation = next(node["relation_name"] for node in nodes.values()
+                    if node["resource_type"] == "model" and node["name"] == "fct_sessions")
+    key = f"dbt build {relation}"
+    with db.connect(DATABASE) as holder:
+        holder.autocommit = True
+        db.execute(holder, "select pg_advisory_lock(hashtext(%s))", (key,))
+        # two dbt processes, each with its own target and logs; a failed one raises with its
+        # output
+        with ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(dbt_cli.run, DATABASE, wh.work / f"run{n}", "run", *MODELS,
+                                "--quiet", timeout=600) for n in (1, 2)]
+            deadline = time.monotonic() + 300
+            while _advisory_waiters(holder, key) < 2:
+                finished = [run for run in runs if run.done()]
+                for run in finished:
+                    run.result()  # a failed run raises with its output
+                assert not finished and time.monotonic() < deadline, (
+                    "the runs did not both wait for the lock on fct_sessions")
+                time.sleep(0.2)
+            db.execute(holder, "select pg_advisory_unlock(hashtext(%s))", (key,))
+            for run in runs:
+                run.result()
     _assert_equal(wh.built(), reference, keys, "two runs at once")
+
+
+def _advisory_waiters(conn: db.Connection, key: str) -> int:
+    """Sessions waiting for the advisory lock pg_advisory_lock(hashtext(key)) takes (a
+    bigint key: its low 32 bits in objid, objsubid 1)."""
+    return int(db.read_sql(conn, """
+        select count(*) as n from pg_locks
+        where locktype = 'advisory' and not granted and objsubid = 1
+          and database = (select oid from pg_database where datname = current_database())
+          and objid::text::bigint = hashtext(%s)::bigint & 4294967295""", (key,))["n"].iloc[0])
 
 
 def test_a_tier_change_moves_the_users_plays_as_a_full_refresh_would(warehouse_built):
